@@ -1,0 +1,539 @@
+"""The one place that knows the stack's config keys.
+
+It turns the raw `skolo:*` values of one stack into frozen, validated settings before any
+resource is declared. Every problem is collected and reported at once, each line naming the
+full key path and the bad value, with the fix where there is one. Secret values are wrapped
+in `Secret` as soon as they are read and are never echoed, not even in errors.
+
+What this module does not own: defaults for top-level keys live in Pulumi.yaml (the Pulumi
+CLI applies them, and rackctl applies the same file when rendering), and nothing here touches
+a host or declares a resource.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+import pulumi
+
+NAMESPACE = "skolo"
+
+# Top-level keys, exactly as Pulumi.yaml declares them. tests/test_settings.py checks the two
+# agree, so a key cannot be added to one and forgotten in the other.
+SECRET_KEYS = ("k3sToken", "sshPrivateKey")
+PLAIN_KEYS = (
+    "jumphost",
+    "rpis",
+    "k3sVersion",
+    "k3sInstallScriptUrl",
+    "apiServer",
+    "clusterCidr",
+    "legacyMetadataUnit",
+)
+ALL_KEYS = PLAIN_KEYS + SECRET_KEYS
+
+# k3s's own default service CIDR; the pod CIDR must not overlap it.
+SERVICE_CIDR = ipaddress.ip_network("10.43.0.0/16")
+# k3s gives every node a /24 out of the cluster CIDR.
+NODE_CIDR_PREFIX = 24
+
+_K3S_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
+_UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.@\\-]+$")
+_HOST_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+)
+
+
+class ConfigError(pulumi.RunError):
+    """Every problem found in one stack's config, one per line. Printed without a traceback."""
+
+    def __init__(self, stack: str, problems: list[str]):
+        self.problems = problems
+        noun = "problem" if len(problems) == 1 else "problems"
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            f"stack {stack!r} has {len(problems)} config {noun}; nothing was changed on any host:\n{lines}"
+        )
+
+
+class Secret:
+    """A secret config value. Its text is only reachable through `reveal()`, never by str/repr."""
+
+    __slots__ = ("_value", "key")
+
+    def __init__(self, key: str, value: str):
+        self.key = key
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def output(self) -> pulumi.Output[str]:
+        """The value as a secret Output, the only form in which it should reach a resource."""
+        return pulumi.Output.secret(self._value)
+
+    def __repr__(self) -> str:
+        return f"Secret({self.key}, <redacted>)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.key == self.key and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Jumphost:
+    """The rack's jumphost: the k3s server and the SSH bastion for every Pi."""
+
+    name: str
+    """Kubernetes node name of the jumphost."""
+    address: str
+    """How the operator's machine reaches the jumphost over SSH (IPv4 or host name)."""
+    lan_address: str
+    """The jumphost's IPv4 on the rack LAN: where Pis reach the API server."""
+    user: str = "chrome-bot"
+    """SSH user on the jumphost and on every Pi."""
+    port: int = 22
+    """SSH port of the jumphost."""
+    host_key: Optional[str] = None
+    """Pinned SSH host key (authorized_keys format); None means the key is not checked."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rpi:
+    """One Raspberry Pi: a k3s agent and, later, one swarming bot."""
+
+    name: str
+    """k3s node name, hostname and swarming bot id (skia-rpi2-rack1-shelf1-001)."""
+    address: str
+    """IPv4 on the rack LAN, reached through the jumphost."""
+    host_key: Optional[str] = None
+    """Pinned SSH host key (authorized_keys format); None means the key is not checked."""
+    rejoin: int = 0
+    """Bump to re-join a re-flashed Pi: its Node is deleted and k3s installed afresh."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the program needs to know about one rack, validated."""
+
+    rack: str
+    """The stack name, used as the cluster name (rack1, rack2, ...)."""
+    jumphost: Jumphost
+    rpis: tuple[Rpi, ...]
+    k3s_version: str
+    """Exact k3s release, e.g. v1.31.6+k3s1."""
+    install_script_url: str
+    """Where the k3s install script is fetched from (a mirror on an air-gapped rack)."""
+    api_server: str
+    """URL the Kubernetes provider talks to."""
+    cluster_cidr: str
+    """Pod CIDR; fixed when the server is first created."""
+    legacy_metadata_unit: Optional[str]
+    """systemd unit of the legacy metadata server to stop at cut-over; None to skip."""
+    k3s_token: Secret = field(repr=False)
+    ssh_private_key: Secret = field(repr=False)
+
+    @property
+    def k3s_minor(self) -> str:
+        """'1.31' for v1.31.6+k3s1: the Kubernetes schema version objects are checked against."""
+        major, minor = _K3S_VERSION.match(self.k3s_version).groups()[:2]
+        return f"{major}.{minor}"
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return (self.jumphost.name,) + tuple(p.name for p in self.rpis)
+
+
+class _Problems:
+    """Collects problems; `check` helpers return None after recording one."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.lines.append(f"{path}: {message}")
+
+
+def _show(value: Any) -> str:
+    """A bad value as the operator wrote it, short enough for one line."""
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _string(p: _Problems, path: str, value: Any) -> Optional[str]:
+    if not isinstance(value, str) or not value.strip():
+        p.add(path, f"expected a non-empty string, got {_type_name(value)} {_show(value)}")
+        return None
+    return value.strip()
+
+
+def _ipv4(p: _Problems, path: str, value: Any) -> Optional[str]:
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.IPv4Address(value.strip()))
+        except ipaddress.AddressValueError:
+            pass
+    p.add(path, f"expected an IPv4 address, got {_show(value)}")
+    return None
+
+
+def _node_name(p: _Problems, path: str, value: Any) -> Optional[str]:
+    if isinstance(value, str) and len(value) <= 253 and _DNS_SUBDOMAIN.match(value):
+        return value
+    p.add(path, f"expected a node name (RFC 1123: lower-case letters, digits, '-' and '.', "
+                f"starting and ending with a letter or digit), got {_show(value)}")
+    return None
+
+
+def _port(p: _Problems, path: str, value: Any) -> Optional[int]:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
+        return value
+    p.add(path, f"expected a TCP port from 1 to 65535, got {_show(value)}")
+    return None
+
+
+def _count(p: _Problems, path: str, value: Any, minimum: int) -> Optional[int]:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return value
+    p.add(path, f"expected a whole number of at least {minimum}, got {_show(value)}")
+    return None
+
+
+def _host_key(p: _Problems, path: str, value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = value.split()
+        if len(parts) >= 2 and parts[0] in _HOST_KEY_TYPES:
+            try:
+                base64.b64decode(parts[1], validate=True)
+                return f"{parts[0]} {parts[1]}"
+            except binascii.Error:
+                pass
+    p.add(path, f"expected a host key in authorized_keys format ('ssh-ed25519 AAAA...'), got "
+                f"{_show(value)}; read it with: ssh-keyscan -t ed25519 HOST")
+    return None
+
+
+def _object(p: _Problems, path: str, value: Any, known: tuple[str, ...],
+            required: tuple[str, ...]) -> Optional[dict]:
+    if not isinstance(value, dict):
+        p.add(path, f"expected an object with keys {', '.join(known)}, got {_type_name(value)} {_show(value)}")
+        return None
+    for key in value:
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            fix = f" (did you mean {hint[0]}?)" if hint else f"; known keys: {', '.join(known)}"
+            p.add(f"{path}.{key}", f"unknown key{fix}")
+    for key in required:
+        if key not in value:
+            p.add(f"{path}.{key}", "missing; this key is required")
+    return value
+
+
+def _jumphost(p: _Problems, raw: Any) -> Optional[Jumphost]:
+    path = f"{NAMESPACE}:jumphost"
+    obj = _object(p, path, raw, ("name", "address", "lanAddress", "user", "port", "hostKey"),
+                  ("name", "address"))
+    if obj is None:
+        return None
+    name = _node_name(p, f"{path}.name", obj["name"]) if "name" in obj else None
+    address = _string(p, f"{path}.address", obj["address"]) if "address" in obj else None
+    if "lanAddress" in obj:
+        lan = _ipv4(p, f"{path}.lanAddress", obj["lanAddress"])
+    elif address is not None:
+        try:
+            lan = str(ipaddress.IPv4Address(address))
+        except ipaddress.AddressValueError:
+            lan = None
+            p.add(f"{path}.lanAddress", f"missing; required when {path}.address is a host name "
+                                        f"({address!r}): the Pis join the API server at this IPv4 address")
+    else:
+        lan = None
+    user = _string(p, f"{path}.user", obj["user"]) if "user" in obj else Jumphost.user
+    port = _port(p, f"{path}.port", obj["port"]) if "port" in obj else Jumphost.port
+    host_key = _host_key(p, f"{path}.hostKey", obj.get("hostKey"))
+    if None in (name, address, lan, user, port) or ("hostKey" in obj and host_key is None):
+        return None
+    return Jumphost(name=name, address=address, lan_address=lan, user=user, port=port, host_key=host_key)
+
+
+_PI_KEYS = ("name", "address", "hostKey", "rejoin")
+_PI_OVERRIDE_KEYS = ("hostKey", "rejoin")
+_SHELF_KEYS = ("shelf", "count", "firstAddress", "start", "overrides")
+
+
+def _pi_fields(p: _Problems, path: str, obj: dict) -> Optional[dict]:
+    """hostKey and rejoin, shared by explicit entries and shelf overrides."""
+    host_key = _host_key(p, f"{path}.hostKey", obj.get("hostKey"))
+    rejoin = _count(p, f"{path}.rejoin", obj["rejoin"], 0) if "rejoin" in obj else Rpi.rejoin
+    if rejoin is None or ("hostKey" in obj and host_key is None):
+        return None
+    return {"host_key": host_key, "rejoin": rejoin}
+
+
+def _shelf(p: _Problems, path: str, obj: dict) -> list[tuple[str, Rpi]]:
+    """`{shelf: skia-rpi2-rack1-shelf1, count: 40, firstAddress: 192.168.1.100}`."""
+    prefix = _node_name(p, f"{path}.shelf", obj["shelf"]) if "shelf" in obj else None
+    count = _count(p, f"{path}.count", obj["count"], 1) if "count" in obj else None
+    first = _ipv4(p, f"{path}.firstAddress", obj["firstAddress"]) if "firstAddress" in obj else None
+    start = _count(p, f"{path}.start", obj["start"], 0) if "start" in obj else 1
+    overrides = obj.get("overrides", {})
+    if not isinstance(overrides, dict):
+        p.add(f"{path}.overrides", f"expected an object of node name -> {{hostKey, rejoin}}, got {_show(overrides)}")
+        overrides = {}
+    if None in (prefix, count, first, start):
+        return []
+    last = ipaddress.IPv4Address(first) + (count - 1) if int(ipaddress.IPv4Address(first)) + count - 1 <= 0xFFFFFFFF else None
+    if last is None or ipaddress.IPv4Address(first).packed[:3] != last.packed[:3]:
+        p.add(f"{path}.count", f"{count} Pis starting at {first} run past the end of its /24; "
+                               f"split the shelf or lower the count")
+        return []
+    names = [f"{prefix}-{i:03d}" for i in range(start, start + count)]
+    for name in overrides:
+        if name not in names:
+            p.add(f"{path}.overrides.{name}", f"not a Pi of this shelf (it has {names[0]} .. {names[-1]})")
+    pis = []
+    for i, name in enumerate(names):
+        extra = overrides.get(name, {})
+        opath = f"{path}.overrides.{name}"
+        if _object(p, opath, extra, _PI_OVERRIDE_KEYS, ()) is None:
+            continue
+        fields = _pi_fields(p, opath, extra)
+        if fields is not None:
+            pis.append((f"{path}.shelf", Rpi(name=name, address=str(ipaddress.IPv4Address(first) + i), **fields)))
+    return pis
+
+
+def _rpis(p: _Problems, raw: Any) -> Optional[tuple[Rpi, ...]]:
+    path = f"{NAMESPACE}:rpis"
+    if not isinstance(raw, list):
+        p.add(path, f"expected a list of {{name, address}} or {{shelf, count, firstAddress}} entries, "
+                    f"got {_type_name(raw)} {_show(raw)}")
+        return None
+    located: list[tuple[str, Rpi]] = []
+    for i, entry in enumerate(raw):
+        epath = f"{path}[{i}]"
+        if isinstance(entry, dict) and "shelf" in entry:
+            if _object(p, epath, entry, _SHELF_KEYS, ("shelf", "count", "firstAddress")) is not None:
+                located.extend(_shelf(p, epath, entry))
+            continue
+        obj = _object(p, epath, entry, _PI_KEYS, ("name", "address"))
+        if obj is None:
+            continue
+        name = _node_name(p, f"{epath}.name", obj["name"]) if "name" in obj else None
+        address = _ipv4(p, f"{epath}.address", obj["address"]) if "address" in obj else None
+        fields = _pi_fields(p, epath, obj)
+        if None not in (name, address, fields):
+            located.append((epath, Rpi(name=name, address=address, **fields)))
+    return tuple(pi for _, pi in located) if _no_duplicates(p, located) else None
+
+
+def _no_duplicates(p: _Problems, located: list[tuple[str, Rpi]]) -> bool:
+    """Two Pis with one name or one address would fight over a Node or an SSH target."""
+    ok = True
+    for attr in ("name", "address"):
+        seen: dict[str, str] = {}
+        for path, pi in located:
+            value = getattr(pi, attr)
+            if path.endswith(".shelf"):
+                field_name = "shelf" if attr == "name" else "firstAddress"
+                where = f"{path[:-len('.shelf')]}.{field_name} ({pi.name})"
+            else:
+                where = f"{path}.{attr}"
+            if value in seen:
+                p.add(where, f"{attr} {value!r} is already used by {seen[value]}; every Pi needs its own {attr}")
+                ok = False
+            else:
+                seen[value] = where
+    return ok
+
+
+def _k3s_version(p: _Problems, raw: Any) -> Optional[str]:
+    path = f"{NAMESPACE}:k3sVersion"
+    if isinstance(raw, str) and _K3S_VERSION.match(raw.strip()):
+        return raw.strip()
+    p.add(path, f"expected an exact k3s release like v1.31.6+k3s1, got {_show(raw)}; channels "
+                f"and 'latest' are refused so every node runs the same, reviewed k3s")
+    return None
+
+
+def _url(p: _Problems, path: str, raw: Any, schemes: tuple[str, ...]) -> Optional[str]:
+    from urllib.parse import urlsplit
+
+    if isinstance(raw, str):
+        parts = urlsplit(raw.strip())
+        if parts.scheme in schemes and parts.hostname:
+            try:
+                parts.port  # noqa: B018 - raises on a bad port
+                return raw.strip()
+            except ValueError:
+                pass
+    p.add(path, f"expected a {' or '.join(schemes)} URL, got {_show(raw)}")
+    return None
+
+
+def _cluster_cidr(p: _Problems, raw: Any, node_count: int, lan: Optional[str]) -> Optional[str]:
+    path = f"{NAMESPACE}:clusterCidr"
+    try:
+        net = ipaddress.IPv4Network(raw.strip() if isinstance(raw, str) else raw)
+    except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError, TypeError):
+        p.add(path, f"expected an IPv4 network like 10.44.0.0/14, got {_show(raw)}")
+        return None
+    capacity = 2 ** (NODE_CIDR_PREFIX - net.prefixlen) if net.prefixlen <= NODE_CIDR_PREFIX else 0
+    if capacity < node_count:
+        p.add(path, f"{net} holds {capacity} node /24s but the rack has {node_count} nodes; "
+                    f"use a larger network such as 10.44.0.0/14 (1024 nodes)")
+        return None
+    if net.overlaps(SERVICE_CIDR):
+        p.add(path, f"{net} overlaps k3s's service network {SERVICE_CIDR}; use 10.44.0.0/14")
+        return None
+    if lan and ipaddress.IPv4Address(lan) in net:
+        p.add(path, f"{net} contains the jumphost's LAN address {lan}; pick a network the rack LAN does not use")
+        return None
+    return str(net)
+
+
+def _unit(p: _Problems, raw: Any) -> Optional[str]:
+    path = f"{NAMESPACE}:legacyMetadataUnit"
+    if raw == "":
+        return None
+    if isinstance(raw, str) and _UNIT_NAME.match(raw):
+        return raw
+    p.add(path, f"expected a systemd unit name like metadata-server, or '' for none, got {_show(raw)}")
+    return None
+
+
+def _secret(p: _Problems, key: str, raw: Optional[str], is_secret: bool,
+            check: Callable[[str], Optional[str]]) -> Optional[Secret]:
+    path = f"{NAMESPACE}:{key}"
+    fix = f"set it with: pulumi config set --secret {path} (README: taking a rack live)"
+    if raw is None or raw == "":
+        p.add(path, f"missing; {fix}")
+        return None
+    if not is_secret:
+        p.add(path, f"is stored in plain text in the stack file; remove it and {fix}")
+        return None
+    problem = check(raw)
+    if problem:
+        p.add(path, f"{problem} (value not shown); {fix}")
+        return None
+    return Secret(path, raw)
+
+
+def _check_token(value: str) -> Optional[str]:
+    if any(c.isspace() for c in value.strip()) or not value.strip():
+        return "expected a single-line token without spaces"
+    return None
+
+
+def _check_private_key(value: str) -> Optional[str]:
+    text = value.strip()
+    if not (text.startswith("-----BEGIN ") and "PRIVATE KEY-----" in text.splitlines()[0]
+            and text.endswith("PRIVATE KEY-----")):
+        return "expected an unencrypted private key in PEM/OpenSSH form ('-----BEGIN ... PRIVATE KEY-----')"
+    return None
+
+
+def parse(stack: str, raw: Mapping[str, Any], secrets: Mapping[str, Optional[str]],
+          plaintext_secrets: frozenset[str] = frozenset()) -> Settings:
+    """Validate one stack's config. Pure: no Pulumi runtime, no hosts.
+
+    `raw` maps plain keys (without the `skolo:` prefix) to decoded values, with Pulumi.yaml's
+    defaults already applied. `secrets` maps secret keys to their values (None when unset);
+    `plaintext_secrets` names secret keys that were set without --secret.
+    """
+    p = _Problems()
+    for key in raw:
+        if key not in ALL_KEYS:
+            hint = difflib.get_close_matches(key, ALL_KEYS, n=1)
+            fix = f" (did you mean {NAMESPACE}:{hint[0]}?)" if hint else ""
+            p.add(f"{NAMESPACE}:{key}", f"unknown key{fix}")
+    for key in PLAIN_KEYS:
+        if key not in raw and key in ("jumphost", "rpis", "k3sVersion"):
+            p.add(f"{NAMESPACE}:{key}", f"missing; this key is required (see Pulumi.rack1.yaml)")
+
+    jumphost = _jumphost(p, raw["jumphost"]) if "jumphost" in raw else None
+    rpis = _rpis(p, raw["rpis"]) if "rpis" in raw else None
+    version = _k3s_version(p, raw["k3sVersion"]) if "k3sVersion" in raw else None
+    script_url = _url(p, f"{NAMESPACE}:k3sInstallScriptUrl", raw.get("k3sInstallScriptUrl"), ("https", "http"))
+    api = raw.get("apiServer", "")
+    if api:
+        api = _url(p, f"{NAMESPACE}:apiServer", api, ("https",))
+    elif jumphost is not None:
+        api = f"https://{jumphost.address}:6443"
+    node_count = 1 + (len(rpis) if rpis else 0)
+    cidr = _cluster_cidr(p, raw.get("clusterCidr"), node_count, jumphost.lan_address if jumphost else None)
+    unit = _unit(p, raw.get("legacyMetadataUnit", ""))
+    if jumphost is not None and rpis:
+        for i, pi in enumerate(rpis):
+            if pi.name == jumphost.name or pi.address == jumphost.lan_address:
+                what = "name" if pi.name == jumphost.name else "address"
+                p.add(f"{NAMESPACE}:rpis", f"{pi.name} has the same {what} as {NAMESPACE}:jumphost")
+
+    token = _secret(p, "k3sToken", secrets.get("k3sToken"), "k3sToken" not in plaintext_secrets, _check_token)
+    key = _secret(p, "sshPrivateKey", secrets.get("sshPrivateKey"), "sshPrivateKey" not in plaintext_secrets,
+                  _check_private_key)
+    if p.lines:
+        raise ConfigError(stack, p.lines)
+    return Settings(rack=stack, jumphost=jumphost, rpis=rpis, k3s_version=version,
+                    install_script_url=script_url, api_server=api, cluster_cidr=cidr,
+                    legacy_metadata_unit=unit, k3s_token=token, ssh_private_key=key)
+
+
+def _decode(value: Any) -> Any:
+    """The CLI hands every value over as a string; objects and lists arrive as JSON."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def load() -> Settings:
+    """Read this stack's `skolo:*` config from the Pulumi runtime and validate it."""
+    from pulumi.runtime import config as runtime_config
+
+    raw: dict[str, Any] = {}
+    secrets: dict[str, Optional[str]] = {}
+    plaintext: set[str] = set()
+    for full_key in _present_keys(runtime_config):
+        key = full_key.split(":", 1)[1]
+        if key not in SECRET_KEYS:
+            raw[key] = _decode(runtime_config.get_config(full_key))
+    for key in SECRET_KEYS:
+        full_key = f"{NAMESPACE}:{key}"
+        secrets[key] = runtime_config.get_config(full_key)
+        if secrets[key] is not None and not runtime_config.is_config_secret(full_key):
+            plaintext.add(key)
+    return parse(pulumi.get_stack(), raw, secrets, frozenset(plaintext))
+
+
+def _present_keys(runtime_config) -> list[str]:
+    """Every `skolo:` key the stack sets, so that misspelt keys are reported, not ignored."""
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    keys |= {f"{NAMESPACE}:{k}" for k in ALL_KEYS if runtime_config.get_config(f"{NAMESPACE}:{k}") is not None}
+    return sorted(k for k in keys if k.startswith(f"{NAMESPACE}:"))

@@ -1,0 +1,255 @@
+"""Run the real Pulumi program for one stack under the Pulumi SDK's mock runtime.
+
+No Pulumi CLI, no network, no hosts: `pulumi.runtime.set_mocks` stands in for the engine, and
+a recording monitor keeps every resource the program registers with its inputs, which inputs
+were secret, and the options that decide a rack's behaviour (parent, provider, dependencies,
+delete-before-replace, additional secret outputs). Config comes from the stack file exactly
+as the CLI would pass it: Pulumi.yaml defaults first, values JSON-encoded, secret keys named.
+Secrets the stack file holds encrypted (or not at all) become clearly marked placeholders.
+
+Stand-ins, at the very edge and named as such: a resource's outputs are its inputs, plus
+`stdout` for the two host scripts whose output the program reads (the kubeconfig, a stand-in
+k3s kubeconfig; and the Pi cgroup step, reporting a first bring-up that needs a reboot).
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+NAMESPACE = "skolo"
+
+PLACEHOLDER_PREFIX = "rackctl-render-placeholder"
+PLACEHOLDERS = {
+    "k3sToken": f"{PLACEHOLDER_PREFIX}-k3sToken",
+    "sshPrivateKey": ("-----BEGIN OPENSSH PRIVATE KEY-----\n"
+                      f"{PLACEHOLDER_PREFIX}-sshPrivateKey\n"
+                      "-----END OPENSSH PRIVATE KEY-----\n"),
+}
+
+# Stand-in for what k3s writes to /etc/rancher/k3s/k3s.yaml (shape as k3s writes it).
+STAND_IN_KUBECONFIG = """\
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: c3RhbmQtaW4tY2E=
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+kind: Config
+preferences: {}
+users:
+- name: default
+  user:
+    client-certificate-data: c3RhbmQtaW4tY2VydA==
+    client-key-data: c3RhbmQtaW4ta2V5
+"""
+
+
+class StackFileError(Exception):
+    """The stack file cannot be read at all (as opposed to config the settings layer rejects)."""
+
+
+@dataclass
+class Declared:
+    """One resource the program registered."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    inputs: dict
+    secret_inputs: frozenset[str]
+    """Top-level input names that hold a secret anywhere inside them."""
+    provider: str
+    dependencies: tuple[str, ...]
+    delete_before_replace: bool
+    additional_secret_outputs: tuple[str, ...]
+    custom: bool
+
+
+@dataclass
+class Run:
+    """Everything one program run declared and exported."""
+
+    stack: str
+    resources: list[Declared] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def of_type(self, type_: str) -> list[Declared]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> Declared:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def by_urn(self, urn: str) -> Declared:
+        return next(r for r in self.resources if r.urn == urn)
+
+
+def _has_secret(value: Any) -> bool:
+    """Whether a protobuf Value holds a Pulumi secret anywhere inside it."""
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        fields = value.struct_value.fields
+        sig = fields.get(rpc._special_sig_key)
+        if sig is not None and sig.string_value == rpc._special_secret_sig:
+            return True
+        return any(_has_secret(v) for v in fields.values())
+    if kind == "list_value":
+        return any(_has_secret(v) for v in value.list_value.values)
+    return False
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """The SDK's mock monitor, keeping what it is asked to register."""
+
+    def __init__(self, mock: mocks.Mocks, run: Run):
+        super().__init__(mock)
+        self.run = run
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.run.resources.append(Declared(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent,
+                inputs=rpc.deserialize_properties(request.object),
+                secret_inputs=frozenset(k for k, v in request.object.fields.items() if _has_secret(v)),
+                provider=request.provider,
+                dependencies=tuple(request.dependencies),
+                delete_before_replace=request.deleteBeforeReplace,
+                additional_secret_outputs=tuple(request.additionalSecretOutputs),
+                custom=request.custom,
+            ))
+        return response
+
+
+class StandInMocks(mocks.Mocks):
+    """Outputs are the inputs, plus the two stand-in stdouts the module docstring names."""
+
+    def new_resource(self, args: mocks.MockResourceArgs):
+        state = dict(args.inputs)
+        if args.typ == "command:remote:Command":
+            create = args.inputs.get("create") or ""
+            if "/etc/rancher/k3s/k3s.yaml" in create and "skolo-read-file" in create:
+                state["stdout"] = STAND_IN_KUBECONFIG
+            elif "skolo-rpi-cgroups" in create:
+                state["stdout"] = "skolo: added cgroup flags\nreboot-scheduled"
+            else:
+                state.setdefault("stdout", "")
+            state.setdefault("stderr", "")
+        return f"{args.name}-id", state
+
+    def call(self, args: mocks.MockCallArgs):
+        return {}, None
+
+
+def _as_cli_value(value: Any) -> str:
+    """How the Pulumi CLI hands a config value to the program: strings as-is, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def stack_config(stack: str, project_dir: Path = PROJECT_DIR,
+                 secrets: Optional[dict[str, str]] = None,
+                 overrides: Optional[dict[str, Any]] = None) -> tuple[dict[str, str], list[str]]:
+    """The config the CLI would give the program for `stack`, and the secret keys.
+
+    `secrets` supplies secret values (tests plant known ones); secrets not supplied become
+    placeholders. `overrides` replaces or, with value None, removes plain keys (tests).
+    """
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.exists():
+        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        raise StackFileError(f"no stack file {stack_file.name}; stacks here: {', '.join(known)}")
+    try:
+        doc = yaml.safe_load(stack_file.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise StackFileError(f"{stack_file.name} is not valid YAML: {e}") from None
+    values = {}
+    declared = project.get("config") or {}
+    for key, decl in declared.items():
+        if isinstance(decl, dict) and "default" in decl:
+            values[key] = decl["default"]
+    secret_keys = [k for k, d in declared.items() if isinstance(d, dict) and d.get("secret")]
+    for key, value in (doc.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            continue  # encrypted in the stack file: only the CLI can read it
+        values[key] = value
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"{NAMESPACE}:{key}"
+        if value is None:
+            values.pop(full, None)
+        else:
+            values[full] = value
+    supplied = secrets if secrets is not None else {}
+    for full in secret_keys:
+        short = full.split(":", 1)[1]
+        if short in supplied:
+            if supplied[short] is None:
+                values.pop(full, None)
+            else:
+                values[full] = supplied[short]
+        elif full not in values:
+            values[full] = PLACEHOLDERS.get(short, f"{PLACEHOLDER_PREFIX}-{short}")
+    return {k: _as_cli_value(v) for k, v in values.items()}, secret_keys
+
+
+def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
+                project_dir: Path = PROJECT_DIR) -> Run:
+    """Run __main__.py of `project_dir` for `stack` under mocks and return what it declared.
+
+    Raises what the program raises (a ConfigError for bad config) after the runtime settles.
+    """
+    run = Run(stack=stack)
+    pulumi.runtime.set_all_config(config, secret_keys)
+    mock = StandInMocks()
+    pulumi.runtime.set_mocks(mock, project=NAMESPACE, stack=stack, preview=False,
+                             monitor=RecordingMonitor(mock, run))
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+
+    async def collect_outputs() -> None:
+        root = pulumi.runtime.get_root_resource()
+        for name, value in (getattr(root, "outputs", None) or {}).items():
+            out = pulumi.Output.from_input(value)
+            run.outputs[name] = await out.future()
+            if await out.is_secret():
+                run.secret_outputs.add(name)
+
+    def program() -> None:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
+    from pulumi.runtime.stack import run_pulumi_func
+
+    _sync_await(run_pulumi_func(program))
+    _sync_await(run_pulumi_func(collect_outputs))
+    return run
+
+
+def run_stack(stack: str, project_dir: Path = PROJECT_DIR, secrets: Optional[dict[str, str]] = None,
+              overrides: Optional[dict[str, Any]] = None) -> Run:
+    config, secret_keys = stack_config(stack, project_dir, secrets, overrides)
+    return run_program(stack, config, secret_keys, project_dir)
+
