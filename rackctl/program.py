@@ -119,6 +119,17 @@ def _has_secret(value: Any) -> bool:
     return False
 
 
+def _unwrap_secrets(value: Any) -> Any:
+    """The plain value, with Pulumi's secret wrappers taken off (secret_inputs records where)."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _unwrap_secrets(value.get("value"))
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
+
+
 class RecordingMonitor(mocks.MockMonitor):
     """The SDK's mock monitor, keeping what it is asked to register."""
 
@@ -134,7 +145,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 name=request.name,
                 urn=response.urn,
                 parent=request.parent,
-                inputs=rpc.deserialize_properties(request.object),
+                inputs=_unwrap_secrets(rpc.deserialize_properties(request.object)),
                 secret_inputs=frozenset(k for k, v in request.object.fields.items() if _has_secret(v)),
                 provider=request.provider,
                 dependencies=tuple(request.dependencies),
@@ -249,7 +260,8 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
 
 
 def run_stack(stack: str, project_dir: Path = PROJECT_DIR, secrets: Optional[dict[str, str]] = None,
-              overrides: Optional[dict[str, Any]] = None) -> Run:
-    config, secret_keys = stack_config(stack, project_dir, secrets, overrides)
+              overrides: Optional[dict[str, Any]] = None, config_dir: Optional[Path] = None) -> Run:
+    """Run the program in `project_dir` with the config of Pulumi.`stack`.yaml in `config_dir`."""
+    config, secret_keys = stack_config(stack, config_dir or project_dir, secrets, overrides)
     return run_program(stack, config, secret_keys, project_dir)
 

@@ -1,0 +1,131 @@
+"""`rackctl render STACK --out DIR`: what one stack would put on its rack, as files.
+
+Writes every Kubernetes object the program declares as YAML under kubernetes/, every host
+script (create and delete) under hosts/<host>/, and returns a summary for the terminal.
+Secret inputs are never written: a stdin that carries a secret is listed as such, not shown.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import yaml
+
+from components import hostscripts
+from rackctl.program import Declared, Run
+
+COMMAND_TYPE = "command:remote:Command"
+K8S_PREFIX = "kubernetes:"
+
+
+def _host_of(resource: Declared) -> str:
+    connection = resource.inputs.get("connection") or {}
+    host = connection.get("host", "unknown-host")
+    return f"{host}-via-{connection['proxy']['host']}" if connection.get("proxy") else host
+
+
+def component_of(run: Run, resource: Declared) -> str:
+    """The nearest component (non-custom) ancestor's type and name, or 'stack'."""
+    parent = resource.parent
+    while parent:
+        owner = next((r for r in run.resources if r.urn == parent), None)
+        if owner is None:
+            return "stack"
+        if not owner.custom:
+            return f"{owner.type.rsplit(':', 1)[-1]} {owner.name}"
+        parent = owner.parent
+    return "stack"
+
+
+def host_scripts(run: Run) -> dict[str, str]:
+    """Relative path -> script text, for every create/delete command the program declares."""
+    files = {}
+    for r in run.of_type(COMMAND_TYPE):
+        host = _host_of(r)
+        for phase in ("create", "delete"):
+            command = r.inputs.get(phase)
+            if command:
+                suffix = "" if phase == "create" else ".delete"
+                files[f"hosts/{host}/{r.name}{suffix}.sh"] = hostscripts.unwrap(command).text
+    return files
+
+
+def kubernetes_objects(run: Run) -> dict[str, dict]:
+    """Relative path -> manifest, for every Kubernetes object (not providers)."""
+    files = {}
+    for r in run.resources:
+        if not r.type.startswith(K8S_PREFIX) or not r.custom:
+            continue
+        manifest = {k: v for k, v in r.inputs.items() if k in ("apiVersion", "kind", "metadata")}
+        for key, value in r.inputs.items():
+            if key not in manifest:
+                manifest[key] = "<secret: not shown>" if key in r.secret_inputs else value
+        meta = manifest.get("metadata") or {}
+        ns = meta.get("namespace", "_cluster")
+        files[f"kubernetes/{ns}/{manifest.get('kind', r.type)}-{meta.get('name', r.name)}.yaml"] = manifest
+    return files
+
+
+def images(run: Run) -> Counter:
+    found: Counter = Counter()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if k == "image" and isinstance(v, str):
+                    found[v] += 1
+                else:
+                    walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    for r in run.resources:
+        if r.type.startswith(K8S_PREFIX):
+            walk(r.inputs)
+    return found
+
+
+def write(run: Run, out: Path) -> list[Path]:
+    if out.exists():
+        shutil.rmtree(out)
+    written = []
+    for rel, text in sorted(host_scripts(run).items()):
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    for rel, manifest in sorted(kubernetes_objects(run).items()):
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        written.append(path)
+    return written
+
+
+def summary(run: Run, out: Path, written: list[Path]) -> str:
+    by_component: dict[str, Counter] = defaultdict(Counter)
+    for r in run.resources:
+        if r.custom:
+            by_component[component_of(run, r)][r.type] += 1
+    kinds: dict[str, Counter] = defaultdict(Counter)
+    for comp, counts in by_component.items():
+        kinds[comp.split(" ", 1)[0]].update(counts)
+    lines = [f"stack {run.stack}: {len(run.resources)} resources, {len(written)} files in {out}", "",
+             f"{'component':<22} {'count':>5}  resources (each)"]
+    for kind in sorted(kinds):
+        count = sum(1 for c in by_component if c.split(" ", 1)[0] == kind)
+        per = ", ".join(f"{n // count} {t.rsplit(':', 1)[-1]}" for t, n in sorted(kinds[kind].items()))
+        lines.append(f"{kind:<22} {count:>5}  {per}")
+    hosts = sorted({_host_of(r) for r in run.of_type(COMMAND_TYPE)})
+    via = [h for h in hosts if "-via-" in h]
+    lines += ["", f"hosts: {len(hosts) - len(via)} reached directly ({', '.join(h for h in hosts if h not in via)}), "
+                  f"{len(via)} through the jumphost"]
+    secret_stdin = sum(1 for r in run.of_type(COMMAND_TYPE) if "stdin" in r.secret_inputs)
+    lines.append(f"secrets: {secret_stdin} host scripts get a secret on stdin (not shown); "
+                 f"secret stack outputs: {', '.join(sorted(run.secret_outputs)) or 'none'}")
+    found = images(run)
+    lines.append("images: " + (", ".join(f"{i} (x{n})" for i, n in sorted(found.items())) or "none declared"))
+    return "\n".join(lines)

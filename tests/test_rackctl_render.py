@@ -1,0 +1,49 @@
+"""`python -m rackctl render`: the README's main command, run as an operator runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def rackctl(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "rackctl", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_render_rack1_writes_scripts_and_prints_a_summary(tmp_path):
+    result = rackctl("render", "rack1", "--out", str(tmp_path / "rack1"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"stack rack1: 406 resources, 405 files in {tmp_path / 'rack1'}"
+    assert "RpiAgent                  80  4 Command" in lines
+    assert "hosts: 1 reached directly (192.168.1.8), 80 through the jumphost" in lines
+    jump = tmp_path / "rack1" / "hosts" / "192.168.1.8"
+    assert (jump / "rack1-install.sh").read_text().startswith("#!/bin/sh\n# skolo host script k3s-install")
+    assert (jump / "rack1-legacy-cutover.delete.sh").exists()
+    pi = tmp_path / "rack1" / "hosts" / "192.168.1.100-via-192.168.1.8"
+    assert sorted(p.name for p in pi.iterdir()) == [
+        "skia-rpi2-rack1-shelf1-001-cgroups.sh", "skia-rpi2-rack1-shelf1-001-join.sh"]
+    assert "rackctl-render-placeholder" not in (pi / "skia-rpi2-rack1-shelf1-001-join.sh").read_text()
+
+
+def test_render_reports_config_errors_in_one_message_without_traceback(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  skolo:jumphost: {name: jh, address: 192.168.1.8}\n"
+                                              "  skolo:rpis: [{name: pi-1, address: 192.168.1.300}]\n"
+                                              "  skolo:k3sVersion: stable\n")
+    result = rackctl("render", "bad", "--config-dir", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr == (
+        "rackctl: stack 'bad' has 2 config problems; nothing was changed on any host:\n"
+        "  skolo:rpis[0].address: expected an IPv4 address, got '192.168.1.300'\n"
+        "  skolo:k3sVersion: expected an exact k3s release like v1.31.6+k3s1, got 'stable'; channels and "
+        "'latest' are refused so every node runs the same, reviewed k3s\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_render_unknown_stack():
+    result = rackctl("render", "rack99")
+    assert result.returncode == 2
+    assert result.stderr == "rackctl: no stack file Pulumi.rack99.yaml; stacks here: rack1, rack2\n"

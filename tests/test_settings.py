@@ -1,0 +1,200 @@
+"""The settings layer: every config error, exactly as the operator reads it."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from components import settings
+from components.settings import ConfigError
+from tests.conftest import PLANTED, ROOT, stack_raw
+
+
+def parse(raw, secrets=None, plaintext=frozenset()):
+    return settings.parse("rack2", raw, PLANTED if secrets is None else secrets, plaintext)
+
+
+def problems(raw, secrets=None, plaintext=frozenset()) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        parse(raw, secrets, plaintext)
+    return e.value.problems
+
+
+def test_rack2_defaults():
+    s = parse(stack_raw("rack2"))
+    assert s.jumphost == settings.Jumphost(name="skolo-rack2-jumphost", address="192.168.1.8",
+                                           lan_address="192.168.1.8", user="chrome-bot", port=22, host_key=None)
+    assert [p.name for p in s.rpis] == [f"skia-rpi2-rack2-shelf1-00{i}" for i in range(1, 5)]
+    assert all(p.rejoin == 0 and p.host_key is None for p in s.rpis)
+    assert s.k3s_version == "v1.31.6+k3s1" and s.k3s_minor == "1.31"
+    assert s.install_script_url == "https://get.k3s.io"
+    assert s.api_server == "https://127.0.0.1:6442"
+    assert s.cluster_cidr == "10.44.0.0/14"
+    assert s.legacy_metadata_unit == "metadata"
+
+
+def test_rack1_shelves_expand_to_named_pis_at_consecutive_addresses():
+    s = parse(stack_raw("rack1"))
+    assert len(s.rpis) == 80
+    assert (s.rpis[0].name, s.rpis[0].address) == ("skia-rpi2-rack1-shelf1-001", "192.168.1.100")
+    assert (s.rpis[39].name, s.rpis[39].address) == ("skia-rpi2-rack1-shelf1-040", "192.168.1.139")
+    assert (s.rpis[40].name, s.rpis[40].address) == ("skia-rpi2-rack1-shelf2-001", "192.168.1.150")
+    assert s.api_server == "https://192.168.1.8:6443"
+    assert s.legacy_metadata_unit == "metadata-server"
+
+
+def test_custom_jumphost_and_pi_fields():
+    raw = stack_raw("rack2")
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    raw["jumphost"] = {"name": "jh", "address": "rack2.skolo.example", "lanAddress": "192.168.1.8",
+                       "user": "ops", "port": 2222, "hostKey": key + " root@jh"}
+    raw["rpis"] = [{"name": "pi-1", "address": "192.168.1.20", "hostKey": key, "rejoin": 2},
+                   {"shelf": "pi-shelf", "count": 2, "firstAddress": "192.168.1.30", "start": 5,
+                    "overrides": {"pi-shelf-006": {"rejoin": 1}}}]
+    raw["legacyMetadataUnit"] = ""
+    raw["apiServer"] = ""
+    s = parse(raw)
+    assert s.jumphost == settings.Jumphost(name="jh", address="rack2.skolo.example", lan_address="192.168.1.8",
+                                           user="ops", port=2222, host_key=key)
+    assert s.rpis == (settings.Rpi(name="pi-1", address="192.168.1.20", host_key=key, rejoin=2),
+                      settings.Rpi(name="pi-shelf-005", address="192.168.1.30"),
+                      settings.Rpi(name="pi-shelf-006", address="192.168.1.31", rejoin=1))
+    assert s.api_server == "https://rack2.skolo.example:6443"
+    assert s.legacy_metadata_unit is None
+
+
+def test_every_problem_is_reported_at_once_with_key_path_and_value():
+    raw = stack_raw("rack2")
+    raw["rpis"][3]["address"] = "abc"
+    raw["rpis"][1]["name"] = "Bad_Name"
+    raw["k3sVersion"] = "latest"
+    assert problems(raw) == [
+        "skolo:rpis[1].name: expected a node name (RFC 1123: lower-case letters, digits, '-' and '.', "
+        "starting and ending with a letter or digit), got 'Bad_Name'",
+        "skolo:rpis[3].address: expected an IPv4 address, got 'abc'",
+        "skolo:k3sVersion: expected an exact k3s release like v1.31.6+k3s1, got 'latest'; channels and "
+        "'latest' are refused so every node runs the same, reviewed k3s",
+    ]
+
+
+def test_error_text_says_nothing_was_changed_and_lists_each_problem():
+    raw = stack_raw("rack2")
+    raw["k3sVersion"] = "stable"
+    with pytest.raises(ConfigError) as e:
+        parse(raw)
+    assert str(e.value).startswith("stack 'rack2' has 1 config problem; nothing was changed on any host:\n  skolo:k3sVersion:")
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda r: r.pop("jumphost"), ["skolo:jumphost: missing; this key is required (see Pulumi.rack1.yaml)"]),
+    (lambda r: r.pop("rpis"), ["skolo:rpis: missing; this key is required (see Pulumi.rack1.yaml)"]),
+    (lambda r: r.update(jumphost="192.168.1.8"),
+     ["skolo:jumphost: expected an object with keys name, address, lanAddress, user, port, hostKey, "
+      "got a string '192.168.1.8'"]),
+    (lambda r: r["jumphost"].pop("name"), ["skolo:jumphost.name: missing; this key is required"]),
+    (lambda r: r["jumphost"].update(adress="x"), ["skolo:jumphost.adress: unknown key (did you mean address?)"]),
+    (lambda r: r["jumphost"].update(port="22"), ["skolo:jumphost.port: expected a TCP port from 1 to 65535, got '22'"]),
+    (lambda r: r["jumphost"].update(address="rack2"),
+     ["skolo:jumphost.lanAddress: missing; required when skolo:jumphost.address is a host name ('rack2'): "
+      "the Pis join the API server at this IPv4 address"]),
+    (lambda r: r["jumphost"].update(hostKey="AAAA"),
+     ["skolo:jumphost.hostKey: expected a host key in authorized_keys format ('ssh-ed25519 AAAA...'), got "
+      "'AAAA'; read it with: ssh-keyscan -t ed25519 HOST"]),
+    (lambda r: r.update(rpis={"name": "x"}),
+     ["skolo:rpis: expected a list of {name, address} or {shelf, count, firstAddress} entries, got an object "
+      '{"name": "x"}']),
+    (lambda r: r["rpis"][2].update(address="192.168.1.101"),
+     ["skolo:rpis[2].address: address '192.168.1.101' is already used by skolo:rpis[0].address; "
+      "every Pi needs its own address"]),
+    (lambda r: r["rpis"][2].update(name="skia-rpi2-rack2-shelf1-001"),
+     ["skolo:rpis[2].name: name 'skia-rpi2-rack2-shelf1-001' is already used by skolo:rpis[0].name; "
+      "every Pi needs its own name"]),
+    (lambda r: r["rpis"][0].update(rejoin=-1), ["skolo:rpis[0].rejoin: expected a whole number of at least 0, got -1"]),
+    (lambda r: r["rpis"].append({"shelf": "s", "count": 300, "firstAddress": "192.168.1.200"}),
+     ["skolo:rpis[4].count: 300 Pis starting at 192.168.1.200 run past the end of its /24; "
+      "split the shelf or lower the count"]),
+    (lambda r: r["rpis"].append({"shelf": "s", "count": 2, "firstAddress": "192.168.1.104"}),
+     ["skolo:rpis[4].firstAddress (s-001): address '192.168.1.104' is already used by skolo:rpis[3].address; "
+      "every Pi needs its own address"]),
+    (lambda r: r["rpis"].append({"shelf": "s", "count": 2, "firstAddress": "192.168.1.50",
+                                 "overrides": {"s-009": {"rejoin": 1}}}),
+     ["skolo:rpis[4].overrides.s-009: not a Pi of this shelf (it has s-001 .. s-002)"]),
+    (lambda r: r["rpis"].append({"name": "skolo-rack2-jumphost", "address": "192.168.1.9"}),
+     ["skolo:rpis: skolo-rack2-jumphost has the same name as skolo:jumphost"]),
+    (lambda r: r.update(k3sVersion="v1.31"),
+     ["skolo:k3sVersion: expected an exact k3s release like v1.31.6+k3s1, got 'v1.31'; channels and 'latest' "
+      "are refused so every node runs the same, reviewed k3s"]),
+    (lambda r: r.update(apiServer="http://127.0.0.1:6442"),
+     ["skolo:apiServer: expected a https URL, got 'http://127.0.0.1:6442'"]),
+    (lambda r: r.update(k3sInstallScriptUrl="get.k3s.io"),
+     ["skolo:k3sInstallScriptUrl: expected a https or http URL, got 'get.k3s.io'"]),
+    (lambda r: r.update(clusterCidr="10.42.0.0/24"),
+     ["skolo:clusterCidr: 10.42.0.0/24 holds 1 node /24s but the rack has 5 nodes; use a larger network such "
+      "as 10.44.0.0/14 (1024 nodes)"]),
+    (lambda r: r.update(clusterCidr="10.40.0.0/14"),
+     ["skolo:clusterCidr: 10.40.0.0/14 overlaps k3s's service network 10.43.0.0/16; use 10.44.0.0/14"]),
+    (lambda r: r.update(clusterCidr="192.168.0.0/16"),
+     ["skolo:clusterCidr: 192.168.0.0/16 contains the jumphost's LAN address 192.168.1.8; pick a network the "
+      "rack LAN does not use"]),
+    (lambda r: r.update(clusterCidr="nope"), ["skolo:clusterCidr: expected an IPv4 network like 10.44.0.0/14, got 'nope'"]),
+    (lambda r: r.update(legacyMetadataUnit="rm -rf /"),
+     ["skolo:legacyMetadataUnit: expected a systemd unit name like metadata-server, or '' for none, got 'rm -rf /'"]),
+    (lambda r: r.update(k3sversion="v1.31.6+k3s1"), ["skolo:k3sversion: unknown key (did you mean skolo:k3sVersion?)"]),
+])
+def test_exact_error_messages(mutate, expected):
+    raw = stack_raw("rack2")
+    mutate(raw)
+    assert problems(raw) == expected
+
+
+def test_missing_secrets_say_how_to_set_them():
+    assert problems(stack_raw("rack2"), secrets={}) == [
+        "skolo:k3sToken: missing; set it with: pulumi config set --secret skolo:k3sToken (README: taking a rack live)",
+        "skolo:sshPrivateKey: missing; set it with: pulumi config set --secret skolo:sshPrivateKey "
+        "(README: taking a rack live)",
+    ]
+
+
+def test_plaintext_secret_is_refused_without_echoing_it():
+    lines = problems(stack_raw("rack2"), plaintext=frozenset({"k3sToken"}))
+    assert lines == ["skolo:k3sToken: is stored in plain text in the stack file; remove it and set it with: "
+                     "pulumi config set --secret skolo:k3sToken (README: taking a rack live)"]
+    assert PLANTED["k3sToken"] not in "\n".join(lines)
+
+
+def test_malformed_secrets_are_described_but_never_shown():
+    bad = {"k3sToken": "two words-SECRETVALUE", "sshPrivateKey": "ssh-ed25519 AAAA-SECRETVALUE"}
+    lines = problems(stack_raw("rack2"), secrets=bad)
+    assert lines == [
+        "skolo:k3sToken: expected a single-line token without spaces (value not shown); set it with: "
+        "pulumi config set --secret skolo:k3sToken (README: taking a rack live)",
+        "skolo:sshPrivateKey: expected an unencrypted private key in PEM/OpenSSH form ('-----BEGIN ... "
+        "PRIVATE KEY-----') (value not shown); set it with: pulumi config set --secret skolo:sshPrivateKey "
+        "(README: taking a rack live)",
+    ]
+    assert "SECRETVALUE" not in "\n".join(lines)
+
+
+def test_secret_never_shows_in_repr_or_str():
+    s = parse(stack_raw("rack2"))
+    for text in (repr(s), str(s), repr(s.k3s_token), f"{s.ssh_private_key}"):
+        assert PLANTED["k3sToken"] not in text and "planted-ssh-key-body" not in text
+    assert s.k3s_token.reveal() == PLANTED["k3sToken"]
+
+
+def test_pulumi_yaml_declares_exactly_the_keys_the_settings_layer_knows():
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    declared = {k.split(":", 1)[1]: d for k, d in project["config"].items()}
+    assert set(declared) == set(settings.ALL_KEYS)
+    for key, decl in declared.items():
+        assert decl.get("type") and decl.get("description"), key
+        if key in settings.SECRET_KEYS:
+            assert decl.get("secret") is True and "default" not in decl, key
+        if decl["type"] == "array":
+            assert "items" in decl, key
+
+
+def test_example_stacks_commit_no_secret_values():
+    for stack in ("rack1", "rack2"):
+        doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+        assert not set(doc["config"]) & {f"skolo:{k}" for k in settings.SECRET_KEYS}
