@@ -1,10 +1,18 @@
-"""Shared Kubernetes boilerplate: the rack's provider and the labels that place workloads.
+"""Shared Kubernetes boilerplate: the rack's provider, placement labels, and the one place
+where pods, Deployments, DaemonSets, CronJobs, Services, Ingresses, Secrets and ConfigMaps are
+built.
 
-Everything that builds Kubernetes objects goes through here, so that every object uses the
-rack's own provider (never the ambient KUBECONFIG) and placement labels are spelt once.
+Every object goes through `Kit`, so every object uses the rack's own provider (never the
+ambient KUBECONFIG), is parented to its component, gets resource requests and limits, probes
+where the service has a health endpoint, a non-root security context unless it asks for root,
+and no service-account token unless it needs one. A service file says only what is special
+about it, as a `Workload`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -14,6 +22,12 @@ import pulumi_kubernetes as k8s
 ROLE_LABEL = "skolo.skia.org/role"
 ROLE_JUMPHOST = "jumphost"
 ROLE_RPI = "rpi"
+
+APP_LABEL = "app.kubernetes.io/name"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+PULL_SECRET = "image-pull"
+# Processes that need no root run as this (nobody).
+NOBODY = 65534
 
 
 def role_label(role: str) -> str:
@@ -37,3 +51,276 @@ def provider(name: str, *, kubeconfig: pulumi.Input[str], cluster: str,
         delete_unreachable=False,
         opts=opts,
     )
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One volume and where it appears in the container."""
+
+    name: str
+    path: str
+    secret: Optional[str] = None
+    config_map: Optional[str] = None
+    host_path: Optional[str] = None
+    host_path_type: Optional[str] = None
+    claim: Optional[str] = None
+    sub_path: Optional[str] = None
+    read_only: bool = True
+
+    def volume(self) -> k8s.core.v1.VolumeArgs:
+        return k8s.core.v1.VolumeArgs(
+            name=self.name,
+            secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=self.secret, default_mode=0o400)
+            if self.secret else None,
+            config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=self.config_map) if self.config_map else None,
+            host_path=k8s.core.v1.HostPathVolumeSourceArgs(path=self.host_path, type=self.host_path_type)
+            if self.host_path else None,
+            persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=self.claim)
+            if self.claim else None,
+        )
+
+    def mount(self) -> k8s.core.v1.VolumeMountArgs:
+        return k8s.core.v1.VolumeMountArgs(name=self.name, mount_path=self.path, sub_path=self.sub_path,
+                                           read_only=self.read_only)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workload:
+    """What is special about one service's pod. Defaults are the safe choice."""
+
+    name: str
+    """Name of the workload, its container and its app label."""
+    image: str
+    """Pinned image reference (skolo:images)."""
+    args: tuple[str, ...] = ()
+    """Container arguments."""
+    command: tuple[str, ...] = ()
+    """Container entrypoint override; empty keeps the image's."""
+    ports: Mapping[str, int] = field(default_factory=dict)
+    """Named container ports."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Plain environment variables (never secrets)."""
+    secret_env: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Environment variable -> (Secret name, key)."""
+    field_env: Mapping[str, str] = field(default_factory=dict)
+    """Environment variable -> downward API field path (spec.nodeName)."""
+    mounts: tuple[Mount, ...] = ()
+    """Volumes and their mount points."""
+    health: Optional[tuple[str, int]] = None
+    """(path, port) of an HTTP health endpoint: readiness and liveness probes."""
+    metrics_port: Optional[int] = None
+    """Port Prometheus scrapes (prometheus.io annotations)."""
+    cpu: str = "50m"
+    """CPU request; the limit is four times it."""
+    memory: str = "64Mi"
+    """Memory request and limit."""
+    role: Optional[str] = ROLE_JUMPHOST
+    """Node role this pod is pinned to (ROLE_LABEL); None runs it anywhere."""
+    run_as_user: Optional[int] = NOBODY
+    """UID; None means root (only for what needs it)."""
+    privileged: bool = False
+    """Privileged container (adb over USB, the NFS server)."""
+    host_network: bool = False
+    """Use the node's network namespace."""
+    service_account: Optional[str] = None
+    """ServiceAccount whose token is mounted; None mounts no token."""
+    termination_grace_seconds: Optional[int] = None
+    """Grace period on pod deletion; None keeps Kubernetes' 30 s."""
+    tolerate_everything: bool = False
+    """Tolerate every taint (node-level agents)."""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {APP_LABEL: self.name, PART_OF_LABEL: "skolo"}
+
+
+class Kit:
+    """Builds a component's Kubernetes objects: its provider, parent, namespace and names."""
+
+    def __init__(self, parent: pulumi.Resource, provider: k8s.Provider, namespace: str,
+                 image_pull_key: Optional[pulumi.Input[str]] = None, create_namespace: bool = True):
+        self.parent = parent
+        self.provider = provider
+        self.namespace = namespace
+        self.pull_secret: Optional[str] = None
+        self._ns: Optional[k8s.core.v1.Namespace] = None
+        if create_namespace:
+            self._ns = k8s.core.v1.Namespace(
+                f"{namespace}-ns", metadata=self.meta(namespace, namespaced=False), opts=self.opts(with_ns=False))
+        if image_pull_key is not None:
+            self.pull_secret = PULL_SECRET
+            self.secret(PULL_SECRET, {".dockerconfigjson": pulumi.Output.from_input(image_pull_key).apply(
+                _dockerconfigjson)}, type_="kubernetes.io/dockerconfigjson")
+
+    def opts(self, depends_on: Sequence[pulumi.Resource] = (), with_ns: bool = True) -> pulumi.ResourceOptions:
+        deps = list(depends_on) + ([self._ns] if with_ns and self._ns is not None else [])
+        return pulumi.ResourceOptions(parent=self.parent, provider=self.provider, depends_on=deps or None)
+
+    def meta(self, name: str, labels: Optional[Mapping[str, str]] = None,
+             annotations: Optional[Mapping[str, str]] = None, namespaced: bool = True) -> k8s.meta.v1.ObjectMetaArgs:
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=name, namespace=self.namespace if namespaced else None,
+            labels=dict(labels) if labels else {PART_OF_LABEL: "skolo"},
+            annotations=dict(annotations) if annotations else None)
+
+    def _id(self, kind: str, name: str) -> str:
+        """Pulumi resource name: unique per rack, readable in a preview."""
+        return f"{self.namespace}-{kind}-{name}"
+
+    # Configuration and secrets -----------------------------------------------------------
+
+    def secret(self, name: str, data: Mapping[str, pulumi.Input[str]], type_: str = "Opaque") -> k8s.core.v1.Secret:
+        """A Secret from secret config values. Everything in it is marked secret in state."""
+        return k8s.core.v1.Secret(
+            self._id("secret", name), metadata=self.meta(name), type=type_,
+            string_data={k: pulumi.Output.secret(v) for k, v in data.items()}, opts=self.opts())
+
+    def config_map(self, name: str, data: Mapping[str, str]) -> k8s.core.v1.ConfigMap:
+        """A ConfigMap of generated, non-secret files."""
+        return k8s.core.v1.ConfigMap(self._id("configmap", name), metadata=self.meta(name), data=dict(data),
+                                     opts=self.opts())
+
+    # Pods --------------------------------------------------------------------------------
+
+    def pod_template(self, w: Workload, restart_policy: Optional[str] = None) -> k8s.core.v1.PodTemplateSpecArgs:
+        annotations = None
+        if w.metrics_port:
+            annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(w.metrics_port)}
+        probe = None
+        if w.health:
+            path, port = w.health
+            probe = k8s.core.v1.ProbeArgs(http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=port),
+                                          period_seconds=10, failure_threshold=3)
+        root = w.run_as_user is None
+        env = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in w.env.items()]
+        env += [k8s.core.v1.EnvVarArgs(name=k, value_from=k8s.core.v1.EnvVarSourceArgs(
+            field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path=f))) for k, f in w.field_env.items()]
+        env += [k8s.core.v1.EnvVarArgs(name=k, value_from=k8s.core.v1.EnvVarSourceArgs(
+            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=s, key=key))) for k, (s, key) in w.secret_env.items()]
+        container = k8s.core.v1.ContainerArgs(
+            name=w.name,
+            image=w.image,
+            image_pull_policy="IfNotPresent",
+            command=list(w.command) or None,
+            args=list(w.args) or None,
+            ports=[k8s.core.v1.ContainerPortArgs(name=n, container_port=p) for n, p in w.ports.items()] or None,
+            env=env or None,
+            volume_mounts=[m.mount() for m in w.mounts] or None,
+            readiness_probe=probe,
+            liveness_probe=k8s.core.v1.ProbeArgs(
+                http_get=probe.http_get, initial_delay_seconds=30, period_seconds=20, failure_threshold=6)
+            if probe else None,
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": w.cpu, "memory": w.memory},
+                limits={"cpu": _times(w.cpu, 4), "memory": w.memory}),
+            security_context=k8s.core.v1.SecurityContextArgs(
+                privileged=True if w.privileged else None,
+                allow_privilege_escalation=True if w.privileged else False,
+                run_as_non_root=None if root else True,
+                run_as_user=0 if root else w.run_as_user,
+                capabilities=None if w.privileged else k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            ),
+        )
+        affinity = None
+        if w.role:
+            affinity = k8s.core.v1.AffinityArgs(node_affinity=k8s.core.v1.NodeAffinityArgs(
+                required_during_scheduling_ignored_during_execution=k8s.core.v1.NodeSelectorArgs(
+                    node_selector_terms=[k8s.core.v1.NodeSelectorTermArgs(match_expressions=[
+                        k8s.core.v1.NodeSelectorRequirementArgs(key=ROLE_LABEL, operator="In", values=[w.role])])]))))
+        return k8s.core.v1.PodTemplateSpecArgs(
+            metadata=k8s.meta.v1.ObjectMetaArgs(labels=w.labels, annotations=annotations),
+            spec=k8s.core.v1.PodSpecArgs(
+                containers=[container],
+                volumes=[m.volume() for m in w.mounts] or None,
+                affinity=affinity,
+                host_network=True if w.host_network else None,
+                dns_policy="ClusterFirstWithHostNet" if w.host_network else None,
+                service_account_name=w.service_account,
+                automount_service_account_token=w.service_account is not None,
+                image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=self.pull_secret)]
+                if self.pull_secret else None,
+                termination_grace_period_seconds=w.termination_grace_seconds,
+                restart_policy=restart_policy,
+                tolerations=[k8s.core.v1.TolerationArgs(operator="Exists")] if w.tolerate_everything else None,
+            ),
+        )
+
+    def deployment(self, w: Workload, depends_on: Sequence[pulumi.Resource] = ()) -> k8s.apps.v1.Deployment:
+        """One replica. Recreate, since a jumphost service may hold a node-local volume."""
+        return k8s.apps.v1.Deployment(
+            self._id("deployment", w.name), metadata=self.meta(w.name, w.labels),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=w.labels),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
+                template=self.pod_template(w)),
+            opts=self.opts(depends_on))
+
+    def daemon_set(self, w: Workload, max_unavailable: pulumi.Input[str | int] = 1) -> k8s.apps.v1.DaemonSet:
+        """One pod per matching node, rolled with at most `max_unavailable` pods down at a time."""
+        return k8s.apps.v1.DaemonSet(
+            self._id("daemonset", w.name), metadata=self.meta(w.name, w.labels),
+            spec=k8s.apps.v1.DaemonSetSpecArgs(
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=w.labels),
+                update_strategy=k8s.apps.v1.DaemonSetUpdateStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDaemonSetArgs(max_unavailable=max_unavailable)),
+                template=self.pod_template(w)),
+            opts=self.opts())
+
+    def cron_job(self, w: Workload, schedule: str, deadline_seconds: int) -> k8s.batch.v1.CronJob:
+        """A job on a schedule: never two at once, a bounded run time, recent history kept."""
+        return k8s.batch.v1.CronJob(
+            self._id("cronjob", w.name), metadata=self.meta(w.name, w.labels),
+            spec=k8s.batch.v1.CronJobSpecArgs(
+                schedule=schedule, concurrency_policy="Forbid", starting_deadline_seconds=3600,
+                successful_jobs_history_limit=3, failed_jobs_history_limit=3,
+                job_template=k8s.batch.v1.JobTemplateSpecArgs(spec=k8s.batch.v1.JobSpecArgs(
+                    backoff_limit=2, active_deadline_seconds=deadline_seconds,
+                    template=self.pod_template(w, restart_policy="Never")))),
+            opts=self.opts())
+
+    # Networking --------------------------------------------------------------------------
+
+    def service(self, w: Workload, ports: Mapping[str, tuple[int, int]],
+                name: Optional[str] = None) -> k8s.core.v1.Service:
+        """A ClusterIP Service for `w`: port name -> (service port, container port)."""
+        svc = name or w.name
+        return k8s.core.v1.Service(
+            self._id("service", svc), metadata=self.meta(svc, w.labels),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                selector=w.labels,
+                ports=[k8s.core.v1.ServicePortArgs(name=n, port=p, target_port=t) for n, (p, t) in ports.items()]),
+            opts=self.opts())
+
+    def ingress(self, name: str, hosts: Sequence[str], service: str, port: int) -> k8s.networking.v1.Ingress:
+        """traefik (k3s's ingress, host port 80) routing each host name to `service`."""
+        backend = k8s.networking.v1.IngressBackendArgs(service=k8s.networking.v1.IngressServiceBackendArgs(
+            name=service, port=k8s.networking.v1.ServiceBackendPortArgs(number=port)))
+        return k8s.networking.v1.Ingress(
+            self._id("ingress", name), metadata=self.meta(name),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name="traefik",
+                rules=[k8s.networking.v1.IngressRuleArgs(host=h, http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                    paths=[k8s.networking.v1.HTTPIngressPathArgs(path="/", path_type="Prefix", backend=backend)]))
+                       for h in hosts]),
+            opts=self.opts())
+
+    def service_url(self, service: str, port: int) -> str:
+        """In-cluster URL of a Service of this namespace, usable from any namespace."""
+        return f"http://{service}.{self.namespace}.svc.cluster.local:{port}"
+
+
+def _times(quantity: str, factor: int) -> str:
+    """'50m' * 4 = '200m'; '1' * 4 = '4'. CPU quantities only."""
+    if quantity.endswith("m"):
+        return f"{int(quantity[:-1]) * factor}m"
+    return str(int(quantity) * factor)
+
+
+def _dockerconfigjson(key: str) -> str:
+    """A gcr.io pull secret from a service-account JSON key (user _json_key)."""
+    import base64
+    import json
+
+    auth = base64.b64encode(f"_json_key:{key}".encode()).decode()
+    return json.dumps({"auths": {"gcr.io": {"username": "_json_key", "password": key, "auth": auth}}})

@@ -27,7 +27,22 @@ NAMESPACE = "skolo"
 
 # Top-level keys, exactly as Pulumi.yaml declares them. tests/test_settings.py checks the two
 # agree, so a key cannot be added to one and forgotten in the other.
-SECRET_KEYS = ("k3sToken", "sshPrivateKey")
+# Secret key -> the service that needs it (None: the cluster itself). A service's secrets are
+# required only while the service is enabled.
+SECRET_OWNERS = {
+    "k3sToken": None,
+    "sshPrivateKey": None,
+    "metadataServiceAccountKey": "metadata",
+    "alertToPubsubServiceAccountKey": "alertToPubsub",
+    "routerBackupServiceAccountKey": "routerBackup",
+    "routerBackupSshKey": "routerBackup",
+    "powerCyclePassword": "powerCycle",
+    "swarmingServiceAccountKey": "swarming",
+    "adbKey": "swarming",
+    "imagePullKey": None,
+}
+OPTIONAL_SECRETS = ("imagePullKey",)
+SECRET_KEYS = tuple(SECRET_OWNERS)
 PLAIN_KEYS = (
     "jumphost",
     "rpis",
@@ -36,6 +51,8 @@ PLAIN_KEYS = (
     "apiServer",
     "clusterCidr",
     "legacyMetadataUnit",
+    "images",
+    "services",
 )
 ALL_KEYS = PLAIN_KEYS + SECRET_KEYS
 
@@ -149,6 +166,15 @@ class Settings:
     """systemd unit of the legacy metadata server to stop at cut-over; None to skip."""
     k3s_token: Secret = field(repr=False)
     ssh_private_key: Secret = field(repr=False)
+    images: Mapping[str, str] = field(default_factory=dict)
+    """Image reference per image key (DEFAULT_IMAGES merged with skolo:images)."""
+    services: Mapping[str, "Service"] = field(default_factory=dict)
+    """Per service: enabled, and the options the stack set (component Args hold the defaults)."""
+    secrets: Mapping[str, Secret] = field(default_factory=dict, repr=False)
+    """Service secrets that are set, by config key."""
+
+    def enabled(self, service: str) -> bool:
+        return self.services[service].enabled
 
     @property
     def k3s_minor(self) -> str:
@@ -159,6 +185,13 @@ class Settings:
     @property
     def node_names(self) -> tuple[str, ...]:
         return (self.jumphost.name,) + tuple(p.name for p in self.rpis)
+
+
+@dataclass(frozen=True)
+class Service:
+    enabled: bool
+    options: Mapping[str, Any]
+    """Component Args field -> value, only for what the stack set."""
 
 
 class _Problems:
@@ -334,6 +367,7 @@ def _rpis(p: _Problems, raw: Any) -> Optional[tuple[Rpi, ...]]:
                     f"got {_type_name(raw)} {_show(raw)}")
         return None
     located: list[tuple[str, Rpi]] = []
+    before = len(p.lines)
     for i, entry in enumerate(raw):
         epath = f"{path}[{i}]"
         if isinstance(entry, dict) and "shelf" in entry:
@@ -348,7 +382,9 @@ def _rpis(p: _Problems, raw: Any) -> Optional[tuple[Rpi, ...]]:
         fields = _pi_fields(p, epath, obj)
         if None not in (name, address, fields):
             located.append((epath, Rpi(name=name, address=address, **fields)))
-    return tuple(pi for _, pi in located) if _no_duplicates(p, located) else None
+    if not _no_duplicates(p, located) or len(p.lines) > before:
+        return None  # a partial list would make other checks report Pis as missing
+    return tuple(pi for _, pi in located)
 
 
 def _no_duplicates(p: _Problems, located: list[tuple[str, Rpi]]) -> bool:
@@ -457,6 +493,251 @@ def _check_private_key(value: str) -> Optional[str]:
     return None
 
 
+
+# ---- services -----------------------------------------------------------------------------
+
+SERVICES = ("metadata", "prometheus", "alertToPubsub", "routerBackup", "powerCycle", "nfs", "swarming")
+
+# Upstream images, pinned here and nowhere else. Skia's own images (gcr.io/skia-public) have no
+# default: every stack pins them, since their tags come from Skia's builds.
+DEFAULT_IMAGES = {
+    "prometheus": "prom/prometheus:v2.55.1",
+    "nodeExporter": "prom/node-exporter:v1.8.2",
+    "kubeStateMetrics": "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
+    "routerBackup": "gcr.io/google.com/cloudsdktool/google-cloud-cli:499.0.0-slim",
+    "nfs": "erichough/nfs-server:2.2.1",
+}
+# Image key -> the service that runs it.
+IMAGE_SERVICES = {
+    "metadata": "metadata",
+    "prometheus": "prometheus",
+    "nodeExporter": "prometheus",
+    "kubeStateMetrics": "prometheus",
+    "alertToPubsub": "alertToPubsub",
+    "routerBackup": "routerBackup",
+    "powerCycle": "powerCycle",
+    "nfs": "nfs",
+    "swarming": "swarming",
+}
+_IMAGE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+                    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
+_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_CRON_FIELD = re.compile(r"^(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*$")
+
+
+def _image(p: _Problems, path: str, value: Any) -> Optional[str]:
+    if isinstance(value, str) and _IMAGE.match(value) and not value.endswith(":latest"):
+        return value
+    p.add(path, f"expected a pinned image reference (registry/name:tag or @sha256:...; not :latest), got {_show(value)}")
+    return None
+
+
+def _duration(p: _Problems, path: str, value: Any) -> Optional[str]:
+    if isinstance(value, str) and _DURATION.match(value):
+        return value
+    p.add(path, f"expected a duration like 15s, 30d, got {_show(value)}")
+    return None
+
+
+def _quantity(p: _Problems, path: str, value: Any) -> Optional[str]:
+    if isinstance(value, str) and _QUANTITY.match(value):
+        return value
+    p.add(path, f"expected a storage size like 10Gi, got {_show(value)}")
+    return None
+
+
+def _cron(p: _Problems, path: str, value: Any) -> Optional[str]:
+    if isinstance(value, str) and len(value.split()) == 5 and all(_CRON_FIELD.match(f) for f in value.split()):
+        return value
+    p.add(path, f"expected a cron schedule of five fields like '0 3 * * *', got {_show(value)}")
+    return None
+
+
+def _abs_path(p: _Problems, path: str, value: Any) -> Optional[str]:
+    if isinstance(value, str) and value.startswith("/") and ".." not in value.split("/") and " " not in value:
+        return value.rstrip("/") or "/"
+    p.add(path, f"expected an absolute path without '..' or spaces, got {_show(value)}")
+    return None
+
+
+def _network(p: _Problems, path: str, value: Any) -> Optional[str]:
+    try:
+        return str(ipaddress.IPv4Network(value))
+    except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError, TypeError):
+        p.add(path, f"expected an IPv4 network like 192.168.1.0/24, got {_show(value)}")
+        return None
+
+
+def _bool(p: _Problems, path: str, value: Any) -> Optional[bool]:
+    if isinstance(value, bool):
+        return value
+    p.add(path, f"expected true or false, got {_show(value)}")
+    return None
+
+
+def _max_unavailable(p: _Problems, path: str, value: Any):
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, str) and re.match(r"^([1-9][0-9]?|100)%$", value):
+        return value
+    p.add(path, f"expected a number of Pis (at least 1) or a percentage like '5%', got {_show(value)}")
+    return None
+
+
+def _string_option(p, path, value):
+    return _string(p, path, value)
+
+
+def _list_of(item_keys: tuple[str, ...], required: tuple[str, ...], checks: Mapping[str, Callable]):
+    """A validator for a list of objects whose fields are checked by `checks`."""
+
+    def check(p: _Problems, path: str, value: Any) -> Optional[tuple]:
+        if not isinstance(value, list):
+            p.add(path, f"expected a list of {{{', '.join(item_keys)}}} entries, got {_show(value)}")
+            return None
+        items, ok = [], True
+        for i, entry in enumerate(value):
+            ipath = f"{path}[{i}]"
+            obj = _object(p, ipath, entry, item_keys, required)
+            if obj is None or any(k not in obj for k in required):
+                ok = False
+                continue
+            item = {}
+            for key, fn in checks.items():
+                if key in obj:
+                    checked = fn(p, f"{ipath}.{key}", obj[key])
+                    ok = ok and checked is not None
+                    item[key] = checked
+            items.append(item)
+        return tuple(items) if ok else None
+
+    return check
+
+
+def _ports(max_port: int):
+    """bot name -> port 1..max_port, or {shelf, count, firstPort} for a shelf wired in order."""
+
+    def check(p: _Problems, path: str, value: Any) -> Optional[dict]:
+        if isinstance(value, dict) and "shelf" in value:
+            obj = _object(p, path, value, ("shelf", "count", "firstPort"), ("shelf", "count"))
+            prefix = _node_name(p, f"{path}.shelf", obj.get("shelf")) if obj and "shelf" in obj else None
+            count = _count(p, f"{path}.count", obj.get("count"), 1) if obj and "count" in obj else None
+            first = _count(p, f"{path}.firstPort", obj["firstPort"], 1) if obj and "firstPort" in obj else 1
+            if None in (prefix, count, first):
+                return None
+            value = {f"{prefix}-{i + 1:03d}": first + i for i in range(count)}
+        if not isinstance(value, dict) or not value:
+            p.add(path, f"expected bot name -> port, or {{shelf, count, firstPort}}, got {_show(value)}")
+            return None
+        ok = True
+        for bot, port in value.items():
+            if not (isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= max_port):
+                p.add(f"{path}.{bot}", f"expected a port from 1 to {max_port}, got {_show(port)}")
+                ok = False
+        return dict(value) if ok else None
+
+    return check
+
+
+_DEVICE = _list_of(("name", "address", "user", "path"), ("name", "address", "user", "path"),
+                   {"name": _node_name, "address": _ipv4, "user": _string_option, "path": _abs_path})
+_MPOWER = _list_of(("name", "address", "user", "ports"), ("name", "address", "ports"),
+                   {"name": _node_name, "address": _ipv4, "user": _string_option, "ports": _ports(8)})
+_EDGESWITCH = _list_of(("name", "address", "user", "ports"), ("name", "address", "ports"),
+                       {"name": _node_name, "address": _ipv4, "user": _string_option, "ports": _ports(52)})
+
+# Service -> YAML option -> (component Args field, validator). Defaults live on the Args.
+SERVICE_OPTIONS: Mapping[str, Mapping[str, tuple[str, Callable]]] = {
+    "metadata": {},
+    "prometheus": {"retention": ("retention", _duration), "storage": ("storage", _quantity),
+                   "scrapeInterval": ("scrape_interval", _duration)},
+    "alertToPubsub": {"project": ("project", _string_option), "topic": ("topic", _string_option)},
+    "routerBackup": {"schedule": ("schedule", _cron), "bucket": ("bucket", _string_option),
+                     "folder": ("folder", _string_option), "devices": ("devices", _DEVICE),
+                     "maxAgeHours": ("max_age_hours", lambda p, path, v: _count(p, path, v, 1))},
+    "powerCycle": {"mpower": ("mpower", _MPOWER), "edgeswitch": ("edgeswitch", _EDGESWITCH)},
+    "nfs": {"exportPath": ("export_path", _abs_path), "subnet": ("subnet", _network)},
+    "swarming": {"maxUnavailable": ("max_unavailable", _max_unavailable),
+                 "terminationGraceSeconds": ("termination_grace_seconds", lambda p, path, v: _count(p, path, v, 30))},
+}
+
+
+def _services(p: _Problems, raw: Any) -> dict[str, Service]:
+    path = f"{NAMESPACE}:services"
+    if not isinstance(raw, dict):
+        p.add(path, f"expected an object of service -> settings, got {_show(raw)}")
+        raw = {}
+    for name in raw:
+        if name not in SERVICES:
+            hint = difflib.get_close_matches(name, SERVICES, n=1)
+            p.add(f"{path}.{name}", f"unknown service" + (f" (did you mean {hint[0]}?)" if hint else
+                                                         f"; services: {', '.join(SERVICES)}"))
+    out = {}
+    for name in SERVICES:
+        spath = f"{path}.{name}"
+        entry = raw.get(name, {})
+        spec = SERVICE_OPTIONS[name]
+        if _object(p, spath, entry, ("enabled",) + tuple(spec), ()) is None:
+            entry = {}
+        enabled = _bool(p, f"{spath}.enabled", entry["enabled"]) if "enabled" in entry else True
+        options = {}
+        for key, (field_name, check) in spec.items():
+            if key in entry:
+                value = check(p, f"{spath}.{key}", entry[key])
+                if value is not None:
+                    options[field_name] = value
+        out[name] = Service(enabled=bool(enabled), options=options)
+    return out
+
+
+def _images(p: _Problems, raw: Any, services: Mapping[str, Service]) -> dict[str, str]:
+    path = f"{NAMESPACE}:images"
+    if not isinstance(raw, dict):
+        p.add(path, f"expected an object of image key -> image reference, got {_show(raw)}")
+        raw = {}
+    images = dict(DEFAULT_IMAGES)
+    for key, value in raw.items():
+        if key not in IMAGE_SERVICES:
+            hint = difflib.get_close_matches(key, IMAGE_SERVICES, n=1)
+            p.add(f"{path}.{key}", "unknown image key" + (f" (did you mean {hint[0]}?)" if hint else
+                                                        f"; keys: {', '.join(IMAGE_SERVICES)}"))
+            continue
+        checked = _image(p, f"{path}.{key}", value)
+        if checked:
+            images[key] = checked
+    for key, service in IMAGE_SERVICES.items():
+        if key not in images and services.get(service, Service(True, {})).enabled:
+            p.add(f"{path}.{key}", f"missing; pin the image {service} runs, e.g. gcr.io/skia-public/<app>:"
+                                   f"<yyyy-mm-ddTHH_MM_SSZ>-<user>-<hash>-clean, or set "
+                                   f"{NAMESPACE}:services.{service}.enabled to false")
+    return images
+
+
+def _check_json_key(value: str) -> Optional[str]:
+    try:
+        doc = json.loads(value)
+    except json.JSONDecodeError:
+        doc = None
+    if not isinstance(doc, dict) or doc.get("type") != "service_account":
+        return "expected a service-account JSON key ({\"type\": \"service_account\", ...})"
+    return None
+
+
+_SECRET_CHECKS: Mapping[str, Callable[[str], Optional[str]]] = {
+    "k3sToken": _check_token,
+    "sshPrivateKey": _check_private_key,
+    "metadataServiceAccountKey": _check_json_key,
+    "alertToPubsubServiceAccountKey": _check_json_key,
+    "routerBackupServiceAccountKey": _check_json_key,
+    "routerBackupSshKey": _check_private_key,
+    "powerCyclePassword": lambda v: "expected a single line" if "\n" in v.strip() else None,
+    "swarmingServiceAccountKey": _check_json_key,
+    "adbKey": _check_private_key,
+    "imagePullKey": _check_json_key,
+}
+
+
 def parse(stack: str, raw: Mapping[str, Any], secrets: Mapping[str, Optional[str]],
           plaintext_secrets: frozenset[str] = frozenset()) -> Settings:
     """Validate one stack's config. Pure: no Pulumi runtime, no hosts.
@@ -493,14 +774,37 @@ def parse(stack: str, raw: Mapping[str, Any], secrets: Mapping[str, Optional[str
                 what = "name" if pi.name == jumphost.name else "address"
                 p.add(f"{NAMESPACE}:rpis", f"{pi.name} has the same {what} as {NAMESPACE}:jumphost")
 
-    token = _secret(p, "k3sToken", secrets.get("k3sToken"), "k3sToken" not in plaintext_secrets, _check_token)
-    key = _secret(p, "sshPrivateKey", secrets.get("sshPrivateKey"), "sshPrivateKey" not in plaintext_secrets,
-                  _check_private_key)
+    services = _services(p, raw.get("services", {}))
+    images = _images(p, raw.get("images", {}), services)
+    if rpis is not None and services["powerCycle"].enabled:
+        _check_bots(p, services["powerCycle"].options, {pi.name for pi in rpis})
+
+    checked: dict[str, Secret] = {}
+    for key, owner in SECRET_OWNERS.items():
+        needed = owner is None or services[owner].enabled
+        if key in OPTIONAL_SECRETS and secrets.get(key) in (None, ""):
+            continue
+        if not needed:
+            continue
+        value = _secret(p, key, secrets.get(key), key not in plaintext_secrets, _SECRET_CHECKS[key])
+        if value is not None:
+            checked[key] = value
     if p.lines:
         raise ConfigError(stack, p.lines)
     return Settings(rack=stack, jumphost=jumphost, rpis=rpis, k3s_version=version,
                     install_script_url=script_url, api_server=api, cluster_cidr=cidr,
-                    legacy_metadata_unit=unit, k3s_token=token, ssh_private_key=key)
+                    legacy_metadata_unit=unit, k3s_token=checked["k3sToken"],
+                    ssh_private_key=checked["sshPrivateKey"], images=images, services=services,
+                    secrets={k: v for k, v in checked.items() if SECRET_OWNERS[k] or k in OPTIONAL_SECRETS})
+
+
+def _check_bots(p: _Problems, options: Mapping[str, Any], pis: set[str]) -> None:
+    """Every power-cycled bot must be a Pi of this rack: a typo would cycle nothing."""
+    for kind in ("mpower", "edgeswitch"):
+        for i, device in enumerate(options.get(kind, ())):
+            for bot in device.get("ports", {}):
+                if bot not in pis:
+                    p.add(f"{NAMESPACE}:services.powerCycle.{kind}[{i}].ports.{bot}", "not a Pi of this rack (skolo:rpis)")
 
 
 def _decode(value: Any) -> Any:

@@ -26,16 +26,22 @@ import yaml
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.sync_await import _sync_await
 
+from components.settings import OPTIONAL_SECRETS
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 NAMESPACE = "skolo"
 
 PLACEHOLDER_PREFIX = "rackctl-render-placeholder"
-PLACEHOLDERS = {
-    "k3sToken": f"{PLACEHOLDER_PREFIX}-k3sToken",
-    "sshPrivateKey": ("-----BEGIN OPENSSH PRIVATE KEY-----\n"
-                      f"{PLACEHOLDER_PREFIX}-sshPrivateKey\n"
-                      "-----END OPENSSH PRIVATE KEY-----\n"),
-}
+
+
+def _placeholder(key: str) -> str:
+    """A value of the right shape for `key`, unmistakably not a real secret."""
+    marker = f"{PLACEHOLDER_PREFIX}-{key}"
+    if key.endswith("ServiceAccountKey") or key == "imagePullKey":
+        return json.dumps({"type": "service_account", "private_key": marker})
+    if key in ("sshPrivateKey", "routerBackupSshKey", "adbKey"):
+        return f"-----BEGIN OPENSSH PRIVATE KEY-----\n{marker}\n-----END OPENSSH PRIVATE KEY-----\n"
+    return marker
 
 # Stand-in for what k3s writes to /etc/rancher/k3s/k3s.yaml (shape as k3s writes it).
 STAND_IN_KUBECONFIG = """\
@@ -222,8 +228,8 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR,
                 values.pop(full, None)
             else:
                 values[full] = supplied[short]
-        elif full not in values:
-            values[full] = PLACEHOLDERS.get(short, f"{PLACEHOLDER_PREFIX}-{short}")
+        elif full not in values and short not in OPTIONAL_SECRETS:
+            values[full] = _placeholder(short)
     return {k: _as_cli_value(v) for k, v in values.items()}, secret_keys
 
 

@@ -16,9 +16,38 @@ sys.path.insert(0, str(ROOT))
 from rackctl import program  # noqa: E402
 
 # Known values planted as the stack's secrets, so tests can look for them everywhere.
+def _json_key(needle: str) -> str:
+    return '{"type": "service_account", "client_email": "bot@skia.iam", "private_key": "%s"}' % needle
+
+
+def _pem(needle: str) -> str:
+    return f"-----BEGIN OPENSSH PRIVATE KEY-----\n{needle}\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+# Each value carries a distinctive needle (NEEDLES) so that a leak of any of them is found.
+NEEDLES = {
+    "k3sToken": "planted-k3s-token-7f3a9c",
+    "sshPrivateKey": "planted-ssh-key-body-51e0",
+    "metadataServiceAccountKey": "planted-metadata-sa-0c41",
+    "alertToPubsubServiceAccountKey": "planted-a2p-sa-93d2",
+    "routerBackupServiceAccountKey": "planted-backup-sa-11aa",
+    "routerBackupSshKey": "planted-backup-ssh-77be",
+    "powerCyclePassword": "planted-powercycle-pw-4e4e",
+    "swarmingServiceAccountKey": "planted-swarming-sa-2b9d",
+    "adbKey": "planted-adb-key-6f10",
+    "imagePullKey": "planted-pull-sa-5d5d",
+}
 PLANTED = {
-    "k3sToken": "K10planted-k3s-token-7f3a9c::server:planted",
-    "sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nplanted-ssh-key-body-51e0\n-----END OPENSSH PRIVATE KEY-----\n",
+    "k3sToken": f"K10{NEEDLES['k3sToken']}::server:planted",
+    "sshPrivateKey": _pem(NEEDLES["sshPrivateKey"]),
+    "metadataServiceAccountKey": _json_key(NEEDLES["metadataServiceAccountKey"]),
+    "alertToPubsubServiceAccountKey": _json_key(NEEDLES["alertToPubsubServiceAccountKey"]),
+    "routerBackupServiceAccountKey": _json_key(NEEDLES["routerBackupServiceAccountKey"]),
+    "routerBackupSshKey": _pem(NEEDLES["routerBackupSshKey"]),
+    "powerCyclePassword": NEEDLES["powerCyclePassword"],
+    "swarmingServiceAccountKey": _json_key(NEEDLES["swarmingServiceAccountKey"]),
+    "adbKey": _pem(NEEDLES["adbKey"]),
+    "imagePullKey": _json_key(NEEDLES["imagePullKey"]),
 }
 
 

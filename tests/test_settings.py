@@ -53,6 +53,7 @@ def test_custom_jumphost_and_pi_fields():
                     "overrides": {"pi-shelf-006": {"rejoin": 1}}}]
     raw["legacyMetadataUnit"] = ""
     raw["apiServer"] = ""
+    raw["services"] = {"powerCycle": {"enabled": False}}
     s = parse(raw)
     assert s.jumphost == settings.Jumphost(name="jh", address="rack2.skolo.example", lan_address="192.168.1.8",
                                            user="ops", port=2222, host_key=key)
@@ -148,7 +149,8 @@ def test_exact_error_messages(mutate, expected):
 
 
 def test_missing_secrets_say_how_to_set_them():
-    assert problems(stack_raw("rack2"), secrets={}) == [
+    cluster_only = {k: v for k, v in PLANTED.items() if k not in ("k3sToken", "sshPrivateKey")}
+    assert problems(stack_raw("rack2"), secrets=cluster_only) == [
         "skolo:k3sToken: missing; set it with: pulumi config set --secret skolo:k3sToken (README: taking a rack live)",
         "skolo:sshPrivateKey: missing; set it with: pulumi config set --secret skolo:sshPrivateKey "
         "(README: taking a rack live)",
@@ -163,7 +165,7 @@ def test_plaintext_secret_is_refused_without_echoing_it():
 
 
 def test_malformed_secrets_are_described_but_never_shown():
-    bad = {"k3sToken": "two words-SECRETVALUE", "sshPrivateKey": "ssh-ed25519 AAAA-SECRETVALUE"}
+    bad = dict(PLANTED, k3sToken="two words-SECRETVALUE", sshPrivateKey="ssh-ed25519 AAAA-SECRETVALUE")
     lines = problems(stack_raw("rack2"), secrets=bad)
     assert lines == [
         "skolo:k3sToken: expected a single-line token without spaces (value not shown); set it with: "
