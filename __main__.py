@@ -1,4 +1,5 @@
-"""One rack: its k3s server, one agent per Raspberry Pi, and the rack's Kubernetes provider.
+"""One rack: its k3s server, one agent per Raspberry Pi, the rack's Kubernetes provider, and the
+services every rack runs (each can be switched off per stack in skolo:services).
 
 Wiring only. What each piece does lives in components/; what the config means lives in
 components/settings.py.
@@ -7,8 +8,15 @@ components/settings.py.
 import pulumi
 
 from components import kube, remote, settings
+from components.alert_to_pubsub import AlertToPubsub, AlertToPubsubArgs
 from components.k3s_server import K3sServer, K3sServerArgs
+from components.metadata import LEGACY_METADATA_HOST, LEGACY_TOKEN_URL, Metadata, MetadataArgs
+from components.nfs_server import NfsServer, NfsServerArgs
+from components.power_cycle import PowerCycle, PowerCycleArgs
+from components.prometheus import Prometheus, PrometheusArgs
+from components.router_backup import RouterBackup, RouterBackupArgs
 from components.rpi_agent import RpiAgent, RpiAgentArgs
+from components.swarming import Swarming, SwarmingArgs
 
 rack = settings.load()
 jumphost = rack.jumphost
@@ -50,8 +58,47 @@ agents = [
     for pi in rack.rpis
 ]
 
+# Depends on the whole server component, so no object reaches the cluster before the legacy
+# metadata unit has let go of port 80 and k3s is up.
 k8s_provider = kube.provider(f"{rack.rack}-k8s", kubeconfig=server.kubeconfig, cluster=rack.rack,
                              opts=pulumi.ResourceOptions(depends_on=[server]))
+
+images, services = rack.images, rack.services
+secret = {key: value.output() for key, value in rack.secrets.items()}
+common = dict(provider=k8s_provider, image_pull_key=secret.get("imagePullKey"))
+
+metadata = alerting = backup = None
+if rack.enabled("metadata"):
+    metadata = Metadata("metadata", MetadataArgs(
+        image=images["metadata"], service_account_key=secret["metadataServiceAccountKey"],
+        **common, **services["metadata"].options))
+if rack.enabled("alertToPubsub"):
+    alerting = AlertToPubsub("alert-to-pubsub", AlertToPubsubArgs(
+        image=images["alertToPubsub"], location=rack.rack,
+        service_account_key=secret["alertToPubsubServiceAccountKey"], **common, **services["alertToPubsub"].options))
+if rack.enabled("routerBackup"):
+    backup = RouterBackup("router-backup", RouterBackupArgs(
+        image=images["routerBackup"], service_account_key=secret["routerBackupServiceAccountKey"],
+        ssh_key=secret["routerBackupSshKey"], **common, **services["routerBackup"].options))
+if rack.enabled("prometheus"):
+    Prometheus("prometheus", PrometheusArgs(
+        image=images["prometheus"], node_exporter_image=images["nodeExporter"],
+        kube_state_metrics_image=images["kubeStateMetrics"], cluster=rack.rack,
+        alertmanager_target=alerting.alertmanager_target if alerting else None,
+        backup_max_age_hours=backup.max_age_hours if backup else RouterBackupArgs.max_age_hours,
+        **common, **services["prometheus"].options))
+if rack.enabled("powerCycle"):
+    PowerCycle("power-cycle", PowerCycleArgs(
+        image=images["powerCycle"], password=secret["powerCyclePassword"],
+        metadata_host=metadata.metadata_host if metadata else LEGACY_METADATA_HOST,
+        **common, **services["powerCycle"].options))
+if rack.enabled("nfs"):
+    NfsServer("nfs", NfsServerArgs(image=images["nfs"], **common, **services["nfs"].options))
+if rack.enabled("swarming"):
+    Swarming("swarming", SwarmingArgs(
+        image=images["swarming"], token_url=metadata.token_url if metadata else LEGACY_TOKEN_URL,
+        service_account_key=secret["swarmingServiceAccountKey"], adb_key=secret["adbKey"],
+        **common, **services["swarming"].options))
 
 pulumi.export("kubeconfig", server.kubeconfig)
 pulumi.export("apiServer", server.api_server)

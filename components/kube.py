@@ -70,7 +70,8 @@ class Mount:
     def volume(self) -> k8s.core.v1.VolumeArgs:
         return k8s.core.v1.VolumeArgs(
             name=self.name,
-            secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=self.secret, default_mode=0o400)
+            # 0440 with the pod's fsGroup: readable by a non-root container, nobody else.
+            secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=self.secret, default_mode=0o440)
             if self.secret else None,
             config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=self.config_map) if self.config_map else None,
             host_path=k8s.core.v1.HostPathVolumeSourceArgs(path=self.host_path, type=self.host_path_type)
@@ -113,7 +114,9 @@ class Workload:
     cpu: str = "50m"
     """CPU request; the limit is four times it."""
     memory: str = "64Mi"
-    """Memory request and limit."""
+    """Memory request."""
+    memory_limit: Optional[str] = None
+    """Memory limit; None means the request (no overcommit on a small node)."""
     role: Optional[str] = ROLE_JUMPHOST
     """Node role this pod is pinned to (ROLE_LABEL); None runs it anywhere."""
     run_as_user: Optional[int] = NOBODY
@@ -152,6 +155,13 @@ class Kit:
             self.secret(PULL_SECRET, {".dockerconfigjson": pulumi.Output.from_input(image_pull_key).apply(
                 _dockerconfigjson)}, type_="kubernetes.io/dockerconfigjson")
 
+    def for_parent(self, parent: pulumi.Resource) -> "Kit":
+        """The same namespace and provider, for a child component's objects."""
+        kit = object.__new__(Kit)
+        kit.__dict__.update(self.__dict__)
+        kit.parent = parent
+        return kit
+
     def opts(self, depends_on: Sequence[pulumi.Resource] = (), with_ns: bool = True) -> pulumi.ResourceOptions:
         deps = list(depends_on) + ([self._ns] if with_ns and self._ns is not None else [])
         return pulumi.ResourceOptions(parent=self.parent, provider=self.provider, depends_on=deps or None)
@@ -179,6 +189,29 @@ class Kit:
         """A ConfigMap of generated, non-secret files."""
         return k8s.core.v1.ConfigMap(self._id("configmap", name), metadata=self.meta(name), data=dict(data),
                                      opts=self.opts())
+
+    def cluster_reader(self, name: str, rules: Sequence[k8s.rbac.v1.PolicyRuleArgs]) -> k8s.core.v1.ServiceAccount:
+        """A ServiceAccount of this namespace bound to a ClusterRole of `rules` (read-only ones)."""
+        account = k8s.core.v1.ServiceAccount(self._id("serviceaccount", name), metadata=self.meta(name),
+                                             automount_service_account_token=False, opts=self.opts())
+        role_name = f"skolo:{self.namespace}:{name}"
+        role = k8s.rbac.v1.ClusterRole(self._id("clusterrole", name), metadata=self.meta(role_name, namespaced=False),
+                                       rules=list(rules), opts=self.opts())
+        k8s.rbac.v1.ClusterRoleBinding(
+            self._id("clusterrolebinding", name), metadata=self.meta(role_name, namespaced=False),
+            role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role_name),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=name, namespace=self.namespace)],
+            opts=self.opts([role, account]))
+        return account
+
+    def volume_claim(self, name: str, size: str) -> k8s.core.v1.PersistentVolumeClaim:
+        """A volume on the node's disk (k3s's local-path provisioner): the pod stays on that node."""
+        return k8s.core.v1.PersistentVolumeClaim(
+            self._id("pvc", name), metadata=self.meta(name),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                access_modes=["ReadWriteOnce"], storage_class_name="local-path",
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": size})),
+            opts=self.opts())
 
     # Pods --------------------------------------------------------------------------------
 
@@ -212,7 +245,7 @@ class Kit:
             if probe else None,
             resources=k8s.core.v1.ResourceRequirementsArgs(
                 requests={"cpu": w.cpu, "memory": w.memory},
-                limits={"cpu": _times(w.cpu, 4), "memory": w.memory}),
+                limits={"cpu": _times(w.cpu, 4), "memory": w.memory_limit or w.memory}),
             security_context=k8s.core.v1.SecurityContextArgs(
                 privileged=True if w.privileged else None,
                 allow_privilege_escalation=True if w.privileged else False,
@@ -226,11 +259,15 @@ class Kit:
             affinity = k8s.core.v1.AffinityArgs(node_affinity=k8s.core.v1.NodeAffinityArgs(
                 required_during_scheduling_ignored_during_execution=k8s.core.v1.NodeSelectorArgs(
                     node_selector_terms=[k8s.core.v1.NodeSelectorTermArgs(match_expressions=[
-                        k8s.core.v1.NodeSelectorRequirementArgs(key=ROLE_LABEL, operator="In", values=[w.role])])]))))
+                        k8s.core.v1.NodeSelectorRequirementArgs(key=ROLE_LABEL, operator="In", values=[w.role])])])))
         return k8s.core.v1.PodTemplateSpecArgs(
             metadata=k8s.meta.v1.ObjectMetaArgs(labels=w.labels, annotations=annotations),
             spec=k8s.core.v1.PodSpecArgs(
                 containers=[container],
+                security_context=k8s.core.v1.PodSecurityContextArgs(
+                    run_as_user=w.run_as_user, run_as_group=w.run_as_user, fs_group=w.run_as_user,
+                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"))
+                if not root else None,
                 volumes=[m.volume() for m in w.mounts] or None,
                 affinity=affinity,
                 host_network=True if w.host_network else None,

@@ -64,7 +64,8 @@ def kubernetes_objects(run: Run) -> dict[str, dict]:
                 manifest[key] = "<secret: not shown>" if key in r.secret_inputs else value
         meta = manifest.get("metadata") or {}
         ns = meta.get("namespace", "_cluster")
-        files[f"kubernetes/{ns}/{manifest.get('kind', r.type)}-{meta.get('name', r.name)}.yaml"] = manifest
+        name = str(meta.get('name', r.name)).replace(':', '_')
+        files[f"kubernetes/{ns}/{manifest.get('kind', r.type)}-{name}.yaml"] = manifest
     return files
 
 
@@ -127,5 +128,5 @@ def summary(run: Run, out: Path, written: list[Path]) -> str:
     lines.append(f"secrets: {secret_stdin} host scripts get a secret on stdin (not shown); "
                  f"secret stack outputs: {', '.join(sorted(run.secret_outputs)) or 'none'}")
     found = images(run)
-    lines.append("images: " + (", ".join(f"{i} (x{n})" for i, n in sorted(found.items())) or "none declared"))
+    lines.append("images:" + ("".join(f"\n  {i}" for i in sorted(found)) or " none declared"))
     return "\n".join(lines)

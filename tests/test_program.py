@@ -117,7 +117,8 @@ def test_connections_pin_host_keys_and_pis_go_through_the_jumphost(run_stack):
     pi_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGjS3H4e8k1R8b3qoL7m3HFmMEj8XPgKNm1YcmvFjZQx"
     run = run_stack("rack2", overrides={
         "jumphost": {"name": "skolo-rack2-jumphost", "address": "192.168.1.8", "hostKey": key},
-        "rpis": [{"name": "skia-rpi2-rack2-shelf1-001", "address": "192.168.1.101", "hostKey": pi_key}]})
+        "rpis": [{"name": "skia-rpi2-rack2-shelf1-001", "address": "192.168.1.101", "hostKey": pi_key}],
+        "services": {"powerCycle": {"enabled": False}}})
     jump = run.named("rack2-install").inputs["connection"]
     assert {k: jump[k] for k in ("host", "port", "user", "hostKey")} == {
         "host": "192.168.1.8", "port": 22, "user": "chrome-bot", "hostKey": key}

@@ -16,7 +16,7 @@ def test_render_rack1_writes_scripts_and_prints_a_summary(tmp_path):
     result = rackctl("render", "rack1", "--out", str(tmp_path / "rack1"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"stack rack1: 406 resources, 405 files in {tmp_path / 'rack1'}"
+    assert lines[0] == f"stack rack1: 454 resources, 444 files in {tmp_path / 'rack1'}"
     assert "RpiAgent                  80  4 Command" in lines
     assert "hosts: 1 reached directly (192.168.1.8), 80 through the jumphost" in lines
     jump = tmp_path / "rack1" / "hosts" / "192.168.1.8"
@@ -32,7 +32,9 @@ def test_render_reports_config_errors_in_one_message_without_traceback(tmp_path)
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  skolo:jumphost: {name: jh, address: 192.168.1.8}\n"
                                               "  skolo:rpis: [{name: pi-1, address: 192.168.1.300}]\n"
-                                              "  skolo:k3sVersion: stable\n")
+                                              "  skolo:k3sVersion: stable\n"
+                                              "  skolo:services: {metadata: {enabled: false}, alertToPubsub: {enabled: false},"
+                                              " powerCycle: {enabled: false}, swarming: {enabled: false}}\n")
     result = rackctl("render", "bad", "--config-dir", str(tmp_path), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert result.stderr == (

@@ -9,10 +9,7 @@ import pytest
 
 from components import settings
 from rackctl import render
-from tests.conftest import PLANTED
-
-# Distinctive pieces of each planted secret: finding any of them is a leak.
-NEEDLES = {"k3sToken": "planted-k3s-token-7f3a9c", "sshPrivateKey": "planted-ssh-key-body-51e0"}
+from tests.conftest import NEEDLES, PLANTED
 
 
 def test_planted_values_cover_every_secret_key():

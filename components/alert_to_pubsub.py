@@ -1,0 +1,69 @@
+"""AlertToPubsub: turns the rack's Prometheus alerts into Pub/Sub messages.
+
+Owns the alerting namespace: the service-account key Secret (roles/pubsub.editor), a
+Deployment on the jumphost and the Service Prometheus sends alerts to, as if it were an
+Alertmanager (API v1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import kube
+
+PORT = 8000
+METRICS_PORT = 20000
+# The topic alert-to-pubsub publishes to when not told otherwise (sic, as Skia spelt it).
+BUILT_IN_TOPIC = "promtheus-alerts"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertToPubsubArgs:
+    provider: k8s.Provider
+    """The rack's Kubernetes provider."""
+    image: str
+    """gcr.io/skia-public/alert-to-pubsub image."""
+    location: str
+    """--location: the rack name carried by every alert."""
+    service_account_key: pulumi.Input[str] = field(repr=False)
+    """JSON key allowed to publish."""
+    image_pull_key: Optional[pulumi.Input[str]] = field(default=None, repr=False)
+    """gcr.io pull key, when the images are private."""
+    project: str = "skia-public"
+    """GCP project of the topic."""
+    topic: str = BUILT_IN_TOPIC
+    """Pub/Sub topic; passed as --topic only when it differs from the built-in one."""
+    namespace: str = "alerting"
+    """Namespace of everything this component owns."""
+
+
+def alert_to_pubsub_args(args: AlertToPubsubArgs) -> tuple[str, ...]:
+    flags = [f"--port=:{PORT}", f"--prom_port=:{METRICS_PORT}", f"--location={args.location}",
+             f"--project={args.project}"]
+    if args.topic != BUILT_IN_TOPIC:
+        flags.append(f"--topic={args.topic}")
+    return tuple(flags)
+
+
+class AlertToPubsub(pulumi.ComponentResource):
+    alertmanager_target: str
+    """host:port Prometheus delivers alerts to."""
+
+    def __init__(self, name: str, args: AlertToPubsubArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("skolo:services:AlertToPubsub", name, None, opts)
+        kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
+        kit.secret("alert-to-pubsub-sa", {"key.json": args.service_account_key})
+        w = kube.Workload(
+            name="alert-to-pubsub", image=args.image, args=alert_to_pubsub_args(args),
+            ports={"http": PORT, "metrics": METRICS_PORT},
+            env={"GOOGLE_APPLICATION_CREDENTIALS": "/var/secrets/google/key.json"},
+            mounts=(kube.Mount("sa-key", "/var/secrets/google", secret="alert-to-pubsub-sa"),),
+            health=("/healthz", PORT), metrics_port=METRICS_PORT, cpu="50m", memory="100Mi")
+        kit.deployment(w)
+        kit.service(w, {"http": (PORT, PORT)})
+        self.alertmanager_target = f"alert-to-pubsub.{args.namespace}.svc.cluster.local:{PORT}"
+        self.register_outputs({"alertmanagerTarget": self.alertmanager_target})

@@ -1,0 +1,65 @@
+"""Metadata: the GCE metadata emulator the rack's bots get their OAuth tokens from.
+
+Owns the metadata namespace: the service-account key Secret, a Deployment pinned to the
+jumphost, its Service, and the traefik Ingress that answers http://metadata/ and
+http://jumphost/ on port 80 (the rack router's /etc/hosts points both at the jumphost).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import kube
+
+PORT = 8000
+METRICS_PORT = 20000
+TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
+# With this component switched off, clients fall back to the legacy server on the jumphost,
+# which the rack router's /etc/hosts names `metadata`.
+LEGACY_METADATA_HOST = "metadata:80"
+LEGACY_TOKEN_URL = f"http://metadata{TOKEN_PATH}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetadataArgs:
+    provider: k8s.Provider
+    """The rack's Kubernetes provider."""
+    image: str
+    """gcr.io/skia-public/metadata image."""
+    service_account_key: pulumi.Input[str] = field(repr=False)
+    """JSON key whose tokens are handed out."""
+    image_pull_key: Optional[pulumi.Input[str]] = field(default=None, repr=False)
+    """gcr.io pull key, when the images are private."""
+    namespace: str = "metadata"
+    """Namespace of everything this component owns."""
+    hosts: tuple[str, ...] = ("metadata", "jumphost")
+    """Host names traefik routes to the metadata server."""
+
+
+class Metadata(pulumi.ComponentResource):
+    token_url: str
+    """In-cluster URL of the token endpoint, for the bots' OAuth config."""
+    metadata_host: str
+    """host:port of the server, for GCE_METADATA_HOST."""
+
+    def __init__(self, name: str, args: MetadataArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("skolo:services:Metadata", name, None, opts)
+        kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
+        kit.secret("metadata-sa", {"key.json": args.service_account_key})
+        w = kube.Workload(
+            name="metadata", image=args.image,
+            args=(f"--port=:{PORT}", f"--prom_port=:{METRICS_PORT}"),
+            ports={"http": PORT, "metrics": METRICS_PORT},
+            env={"GOOGLE_APPLICATION_CREDENTIALS": "/var/secrets/google/key.json"},
+            mounts=(kube.Mount("sa-key", "/var/secrets/google", secret="metadata-sa"),),
+            health=("/healthz", PORT), metrics_port=METRICS_PORT, run_as_user=2000)
+        kit.deployment(w)
+        kit.service(w, {"http": (PORT, PORT)})
+        kit.ingress("metadata", args.hosts, "metadata", PORT)
+        self.metadata_host = f"metadata.{args.namespace}.svc.cluster.local:{PORT}"
+        self.token_url = kit.service_url("metadata", PORT) + TOKEN_PATH
+        self.register_outputs({"tokenUrl": self.token_url})

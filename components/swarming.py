@@ -1,0 +1,78 @@
+"""Swarming: one swarming bot per Raspberry Pi, as the RPi design describes.
+
+Owns the swarming namespace: the bot service-account key and adb key (Secrets), the OAuth
+config that points swarming at the rack's metadata server (a ConfigMap), and the
+rpi-swarming-client DaemonSet: only on Pis (never the jumphost), root and privileged for adb
+over USB, SWARMING_BOT_ID from the node name, /var/swarming as /b. Image updates roll a few
+Pis at a time, and a pod being replaced gets long enough to finish its test.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import kube
+
+HOOKS_PORT = 11000
+METRICS_PORT = 20000
+OAUTH_DIR = "/etc/swarming_config"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SwarmingArgs:
+    provider: k8s.Provider
+    """The rack's Kubernetes provider."""
+    image: str
+    """gcr.io/skia-public/rpi-swarming-client image."""
+    token_url: str
+    """The rack metadata server's token endpoint."""
+    service_account_key: pulumi.Input[str] = field(repr=False)
+    """JSON key of the bots' service account."""
+    adb_key: pulumi.Input[str] = field(repr=False)
+    """adb private key (adbkey)."""
+    image_pull_key: Optional[pulumi.Input[str]] = field(default=None, repr=False)
+    """gcr.io pull key, when the images are private."""
+    args: tuple[str, ...] = ("--start_swarming",)
+    """bot_config arguments; --start_swarming actually launches the bot."""
+    max_unavailable: Union[int, str] = 1
+    """How many Pis (or what percentage) may be without a bot during an image roll."""
+    termination_grace_seconds: int = 3600
+    """How long a bot being replaced may take to finish its running test."""
+    namespace: str = "swarming"
+    """Namespace of everything this component owns."""
+
+
+def oauth_config(token_url: str) -> str:
+    """oauth2_access_token_config.json: swarming fetches its tokens from the rack's metadata server."""
+    return json.dumps({"url": token_url, "headers": {"Metadata-Flavor": "Google"}}, indent=2) + "\n"
+
+
+class Swarming(pulumi.ComponentResource):
+    def __init__(self, name: str, args: SwarmingArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("skolo:services:Swarming", name, None, opts)
+        kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
+        kit.secret("swarming-sa", {"key.json": args.service_account_key})
+        kit.secret("swarming-adb", {"adbkey": args.adb_key})
+        kit.config_map("swarming-oauth", {"oauth2_access_token_config.json": oauth_config(args.token_url)})
+        kit.daemon_set(kube.Workload(
+            name="swarming", image=args.image, args=args.args,
+            ports={"hooks": HOOKS_PORT, "metrics": METRICS_PORT},
+            env={"IMAGE_NAME": args.image, "GOOGLE_APPLICATION_CREDENTIALS": "/var/secrets/google/key.json"},
+            field_env={"SWARMING_BOT_ID": "spec.nodeName"},
+            mounts=(kube.Mount("work", "/b", host_path="/var/swarming", host_path_type="DirectoryOrCreate",
+                               read_only=False),
+                    kube.Mount("usb", "/dev/bus", host_path="/dev/bus", read_only=False),
+                    kube.Mount("serial", "/dev/ttyAMA0", host_path="/dev/ttyAMA0", read_only=False),
+                    kube.Mount("adb-key", "/root/.android", secret="swarming-adb"),
+                    kube.Mount("sa-key", "/var/secrets/google", secret="swarming-sa"),
+                    kube.Mount("oauth", OAUTH_DIR, config_map="swarming-oauth")),
+            metrics_port=METRICS_PORT, cpu="100m", memory="256Mi", memory_limit="768Mi",
+            role=kube.ROLE_RPI, run_as_user=None, privileged=True,
+            termination_grace_seconds=args.termination_grace_seconds),
+            max_unavailable=args.max_unavailable)
+        self.register_outputs({})

@@ -1,0 +1,113 @@
+"""Every Kubernetes object the program declares: valid against the Kubernetes OpenAPI schema of
+the stack's k3s minor version (strict: no unknown fields), placed where it belongs, and built
+the safe way (requests and limits, probes, non-root unless it must be root)."""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+
+from components import kube, settings
+from rackctl import render
+from tests.conftest import PLANTED, stack_raw
+
+JUMPHOST_ONLY = {"metadata", "alert-to-pubsub", "prometheus", "kube-state-metrics", "power-cycle-daemon",
+                 "nfs-server", "router-backup"}
+ROOT_ALLOWED = {"swarming", "nfs-server"}
+
+
+def manifests(run):
+    return [(r, {**r.inputs}) for r in run.resources if r.type.startswith("kubernetes:") and r.custom]
+
+
+def pod_spec(obj: dict) -> dict | None:
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "CronJob":
+        return spec["jobTemplate"]["spec"]["template"]["spec"]
+    if obj["kind"] in ("Deployment", "DaemonSet"):
+        return spec["template"]["spec"]
+    return None
+
+
+@pytest.mark.parametrize("stack", ["rack1", "rack2"])
+def test_every_object_validates_strictly_against_the_k3s_schema(run_stack, stack):
+    version = settings.parse(stack, stack_raw(stack), PLANTED).k3s_minor
+    run = run_stack(stack)
+    objects = manifests(run)
+    assert len(objects) >= 40
+    for resource, obj in objects:
+        kubernetes_validate.validate(obj, f"{version}.0", strict=True)
+
+
+def test_an_invalid_object_is_caught_by_the_same_check():
+    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+           "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "x", "imagePullPolicy": "Sometimes",
+                                                                           "bogusField": 1}]}}}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, "1.31.0", strict=True)
+
+
+def test_pods_are_placed_by_role_and_built_safely(run_stack):
+    run = run_stack("rack1")
+    seen = set()
+    for resource, obj in manifests(run):
+        spec = pod_spec(obj)
+        if spec is None:
+            continue
+        (container,) = spec["containers"]
+        name = container["name"]
+        seen.add(name)
+        terms = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms")
+        role = terms[0]["matchExpressions"][0] if terms else None
+        if name in JUMPHOST_ONLY:
+            assert role == {"key": kube.ROLE_LABEL, "operator": "In", "values": ["jumphost"]}, name
+        elif name == "swarming":
+            assert role == {"key": kube.ROLE_LABEL, "operator": "In", "values": ["rpi"]}
+        else:
+            assert name == "node-exporter" and role is None and spec["tolerations"] == [{"operator": "Exists"}]
+        resources = container["resources"]
+        assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}, name
+        security = container["securityContext"]
+        if name in ROOT_ALLOWED:
+            assert security["runAsUser"] == 0 and security["privileged"] is True
+        else:
+            assert security["runAsNonRoot"] is True and security["runAsUser"] != 0, name
+            assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
+        assert spec["automountServiceAccountToken"] is (name in ("prometheus", "kube-state-metrics")), name
+        for env in container.get("env") or []:
+            assert "value" not in env or not any(w in env["name"] for w in ("PASSWORD", "KEY", "TOKEN")), env
+    assert seen == JUMPHOST_ONLY | {"swarming", "node-exporter"}
+
+
+def test_services_with_health_endpoints_have_probes(run_stack):
+    run = run_stack("rack2")
+    probed = {}
+    for resource, obj in manifests(run):
+        spec = pod_spec(obj)
+        if spec:
+            c = spec["containers"][0]
+            probed[c["name"]] = (c.get("readinessProbe", {}).get("httpGet"), c.get("livenessProbe", {}).get("httpGet"))
+    assert probed["metadata"] == ({"path": "/healthz", "port": 8000},) * 2
+    assert probed["alert-to-pubsub"] == ({"path": "/healthz", "port": 8000},) * 2
+    assert probed["prometheus"] == ({"path": "/-/ready", "port": 9090},) * 2
+    assert probed["swarming"] == (None, None)
+
+
+def test_secrets_only_in_secrets(run_stack):
+    """Every secret value the services get is in a Secret's stringData, never a ConfigMap or env."""
+    run = run_stack("rack1")
+    secrets = [r for r in run.of_type("kubernetes:core/v1:Secret")]
+    assert {r.inputs["metadata"]["name"] for r in secrets} == {
+        "metadata-sa", "alert-to-pubsub-sa", "router-backup-sa", "router-backup-ssh", "power-cycle",
+        "swarming-sa", "swarming-adb", "image-pull"}
+    assert all("stringData" in r.secret_inputs for r in secrets)
+
+
+def test_render_writes_every_object(run_stack, tmp_path):
+    run = run_stack("rack2")
+    files = render.kubernetes_objects(run)
+    assert len(files) == len(manifests(run))
+    secret = files["kubernetes/swarming/Secret-swarming-adb.yaml"]
+    assert secret["stringData"] == "<secret: not shown>"
+    assert "kubernetes/_cluster/ClusterRole-skolo_monitoring_prometheus.yaml" in files
