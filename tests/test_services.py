@@ -1,0 +1,267 @@
+"""The rack's services: generated configs (golden), promtool on prometheus.yml and the rules,
+and each component's defaults and custom settings as the program declares them.
+
+Set UPDATE_GOLDEN=1 to rewrite the golden files after an intended change."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.router_backup import SCRIPT as BACKUP_SCRIPT
+
+GOLDEN = Path(__file__).parent / "golden" / "rack1-services"
+PROMTOOL = shutil.which("promtool")
+SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
+
+
+def objects(run, kind: str) -> dict[str, dict]:
+    return {r.inputs["metadata"]["name"]: r.inputs for r in run.resources if r.type.endswith(f":{kind}") and r.custom}
+
+
+def container(obj: dict) -> dict:
+    spec = obj["spec"]
+    template = spec["jobTemplate"]["spec"]["template"] if "jobTemplate" in spec else spec["template"]
+    return template["spec"]["containers"][0]
+
+
+def generated_files(run) -> dict[str, str]:
+    maps = objects(run, "ConfigMap")
+    return {
+        "prometheus.yml": maps["prometheus"]["data"]["prometheus.yml"],
+        "alerts.yml": maps["prometheus"]["data"]["alerts.yml"],
+        "powercycle.json5": maps["power-cycle"]["data"]["powercycle.json5"],
+        "oauth2_access_token_config.json": maps["swarming-oauth"]["data"]["oauth2_access_token_config.json"],
+        "router-backup-devices": maps["router-backup"]["data"]["devices"],
+    }
+
+
+def test_golden_generated_configs(run_stack):
+    files = generated_files(run_stack("rack1"))
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (GOLDEN / name).write_text(text)
+    for name, text in files.items():
+        assert text == (GOLDEN / name).read_text(), f"{name} differs from tests/golden/rack1-services/{name}"
+
+
+def _need_promtool():
+    if PROMTOOL is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing: .ci/run installs Debian's prometheus package")
+        pytest.skip("promtool not installed (apt-get install prometheus); CI runs this test")
+
+
+def _static_sd(config: dict, folder: Path) -> dict:
+    """Stand-ins at the edge: Debian's promtool is built without Kubernetes service discovery, so
+    each kubernetes_sd_configs becomes a static target; and promtool opens the in-cluster token
+    and CA files, which exist only in a pod, so they point at stand-in files here. Everything
+    else (relabelling, TLS, auth, alerting, globals) reaches promtool exactly as generated."""
+    for stand_in in ("token", "ca.crt"):
+        (folder / stand_in).write_text("stand-in\n")
+    for job in config["scrape_configs"]:
+        if "authorization" in job:
+            job["authorization"]["credentials_file"] = str(folder / "token")
+            job["tls_config"]["ca_file"] = str(folder / "ca.crt")
+        sd = job.pop("kubernetes_sd_configs", None)
+        if sd is not None:
+            assert [c["role"] for c in sd][0] in ("node", "pod", "endpoints", "service", "ingress"), job["job_name"]
+            job["static_configs"] = [{"targets": ["stand-in-target:80"]}]
+    return config
+
+
+def test_promtool_checks_config_and_rules(run_stack, tmp_path):
+    _need_promtool()
+    files = generated_files(run_stack("rack1"))
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(_static_sd(yaml.safe_load(files["prometheus.yml"]), tmp_path)))
+    (tmp_path / "alerts.yml").write_text(files["alerts.yml"])
+    for args in (["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"]):
+        result = subprocess.run([PROMTOOL, *args], cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 10 rules found" in result.stdout
+
+
+RULE_TESTS = """
+rule_files: [alerts.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'up{job="pods", instance="10.44.0.5:20000", cluster="rack1"}'
+        values: '0x10'
+      - series: 'kube_cronjob_status_last_successful_time{namespace="backup", cronjob="router-backup", cluster="rack1"}'
+        values: '0x1700'
+      - series: 'kube_node_status_condition{node="skia-rpi2-rack1-shelf1-007", condition="Ready", status="true", cluster="rack1"}'
+        values: '1 1 0x15'
+    alert_rule_test:
+      - eval_time: 6m
+        alertname: TargetDown
+        exp_alerts:
+          - exp_labels: {job: pods, instance: "10.44.0.5:20000", cluster: rack1, category: infra, severity: warning}
+            exp_annotations:
+              description: "pods target 10.44.0.5:20000 on rack1 has been down for 5 minutes."
+      - eval_time: 10m
+        alertname: NodeNotReady
+        exp_alerts: []
+      - eval_time: 14m
+        alertname: NodeNotReady
+        exp_alerts:
+          - exp_labels: {node: skia-rpi2-rack1-shelf1-007, condition: Ready, status: "true", cluster: rack1, category: infra, severity: warning}
+            exp_annotations:
+              description: "Node skia-rpi2-rack1-shelf1-007 on rack1 has not been Ready for 10 minutes."
+      - eval_time: 25h
+        alertname: BackupStale
+        exp_alerts: []
+      - eval_time: 27h
+        alertname: BackupStale
+        exp_alerts:
+          - exp_labels: {namespace: backup, cronjob: router-backup, cluster: rack1, category: infra, severity: warning}
+            exp_annotations:
+              description: "The last good router-backup run on rack1 is older than 26 hours."
+"""
+
+
+def test_promtool_rule_unit_tests_fire_the_rack_alerts(run_stack, tmp_path):
+    _need_promtool()
+    (tmp_path / "alerts.yml").write_text(generated_files(run_stack("rack1"))["alerts.yml"])
+    (tmp_path / "tests.yml").write_text(RULE_TESTS)
+    result = subprocess.run([PROMTOOL, "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_sends_alerts_to_alert_to_pubsub_over_api_v1(run_stack):
+    config = yaml.safe_load(generated_files(run_stack("rack2"))["prometheus.yml"])
+    assert config["alerting"] == {"alertmanagers": [{"api_version": "v1", "static_configs": [
+        {"targets": ["alert-to-pubsub.alerting.svc.cluster.local:8000"]}]}]}
+    assert config["global"] == {"scrape_interval": "15s", "evaluation_interval": "15s",
+                                "external_labels": {"cluster": "rack2"}}
+    assert [j["job_name"] for j in config["scrape_configs"]] == [
+        "apiservers", "nodes", "cadvisor", "node-exporter", "kube-state-metrics", "pods"]
+
+
+def test_prometheus_custom_settings_reach_its_args_and_volume(run_stack):
+    run = run_stack("rack2")
+    args = container(objects(run, "Deployment")["prometheus"])["args"]
+    assert "--storage.tsdb.retention.time=7d" in args
+    assert objects(run, "PersistentVolumeClaim")["prometheus-data"]["spec"]["resources"] == {"requests": {"storage": "5Gi"}}
+    assert objects(run, "PersistentVolumeClaim")["prometheus-data"]["spec"]["storageClassName"] == "local-path"
+
+
+def test_prometheus_identity_is_read_only(run_stack):
+    role = objects(run_stack("rack2"), "ClusterRole")["skolo:monitoring:prometheus"]
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert verbs == {"get", "list", "watch"}
+
+
+def test_metadata_ingress_answers_metadata_and_jumphost_on_traefik(run_stack):
+    ingress = objects(run_stack("rack2"), "Ingress")["metadata"]
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+    assert [r["host"] for r in ingress["spec"]["rules"]] == ["metadata", "jumphost"]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "metadata", "port": {"number": 8000}}
+
+
+def test_metadata_waits_for_the_legacy_cutover_through_the_provider(run_stack):
+    run = run_stack("rack2")
+    provider = run.of_type("pulumi:providers:kubernetes")[0]
+    # Depending on the server component means depending on each of its steps, the cut-over first.
+    assert run.named("rack2-legacy-cutover").urn in provider.dependencies
+    deployment = next(r for r in run.of_type("kubernetes:apps/v1:Deployment") if r.name.endswith("metadata"))
+    assert deployment.provider.startswith(provider.urn)
+
+
+def test_alert_to_pubsub_flags_default_and_custom(run_stack):
+    default = container(objects(run_stack("rack2"), "Deployment")["alert-to-pubsub"])["args"]
+    assert default == ["--port=:8000", "--prom_port=:20000", "--location=rack2", "--project=skia-public"]
+    custom = run_stack("rack2", overrides={"services": {"alertToPubsub": {"project": "skia-lab", "topic": "rack-alerts"},
+                                                        "powerCycle": {"enabled": False}}})
+    assert container(objects(custom, "Deployment")["alert-to-pubsub"])["args"][-2:] == [
+        "--project=skia-lab", "--topic=rack-alerts"]
+
+
+def test_router_backup_cronjob_devices_and_schedule(run_stack):
+    run = run_stack("rack1")
+    cron = objects(run, "CronJob")["router-backup"]
+    assert cron["spec"]["schedule"] == "0 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert container(cron)["env"][:2] == [{"name": "BUCKET", "value": "skia-backups"},
+                                          {"name": "FOLDER", "value": "router_config"}]
+    assert objects(run, "ConfigMap")["router-backup"]["data"]["backup.sh"] == BACKUP_SCRIPT.read_text()
+    default = run_stack("rack2")
+    assert objects(default, "ConfigMap")["router-backup"]["data"]["devices"] == "router 192.168.1.1 admin /config/config.boot\n"
+
+
+def test_router_backup_script_is_shellcheck_clean():
+    result = subprocess.run([SHELLCHECK, "--shell=sh", "--severity=style", str(BACKUP_SCRIPT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_power_cycle_config_maps_shelf_ports_and_never_holds_the_password(run_stack):
+    run = run_stack("rack1")
+    config = json.loads(objects(run, "ConfigMap")["power-cycle"]["data"]["powercycle.json5"])
+    ports = config["edgeswitch"]["rack1-shelf2-poe-switch"]["ports"]
+    assert len(ports) == 40 and ports["skia-rpi2-rack1-shelf2-001"] == 1 and ports["skia-rpi2-rack1-shelf2-040"] == 40
+    env = container(objects(run, "Deployment")["power-cycle-daemon"])["env"]
+    assert {"name": "POWERCYCLE_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "power-cycle", "key": "password"}}} in env
+
+
+def test_nfs_exports_read_only_to_the_subnet_from_the_jumphost(run_stack):
+    run = run_stack("rack1")
+    deployment = objects(run, "Deployment")["nfs-server"]
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["hostNetwork"] is True
+    assert container(deployment)["env"] == [{"name": "NFS_EXPORT_0", "value": "/export 192.168.1.0/24(ro,no_subtree_check,fsid=0)"}]
+    assert {"name": "export", "hostPath": {"path": "/opt/prod/root", "type": "Directory"}} in spec["volumes"]
+    custom = run_stack("rack2", overrides={"services": {"nfs": {"exportPath": "/srv/pi-root", "subnet": "10.1.2.0/24"},
+                                                        "powerCycle": {"enabled": False}}})
+    assert container(objects(custom, "Deployment")["nfs-server"])["env"][0]["value"] == "/export 10.1.2.0/24(ro,no_subtree_check,fsid=0)"
+
+
+def test_swarming_daemonset_as_the_rpi_design_describes(run_stack):
+    run = run_stack("rack1")
+    ds = objects(run, "DaemonSet")["swarming"]
+    c = container(ds)
+    spec = ds["spec"]["template"]["spec"]
+    assert {"name": "SWARMING_BOT_ID", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in c["env"]
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/b", "/dev/bus", "/dev/ttyAMA0", "/root/.android",
+                                                          "/var/secrets/google", "/etc/swarming_config"}
+    assert {"name": "work", "hostPath": {"path": "/var/swarming", "type": "DirectoryOrCreate"}} in spec["volumes"]
+    assert ds["spec"]["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 4}}
+    assert spec["terminationGracePeriodSeconds"] == 3600
+    assert c["args"] == ["--start_swarming"]
+    oauth = json.loads(objects(run, "ConfigMap")["swarming-oauth"]["data"]["oauth2_access_token_config.json"])
+    assert oauth["url"] == ("http://metadata.metadata.svc.cluster.local:8000"
+                            "/computeMetadata/v1/instance/service-accounts/default/token")
+    default = objects(run_stack("rack2"), "DaemonSet")["swarming"]
+    assert default["spec"]["updateStrategy"]["rollingUpdate"] == {"maxUnavailable": 1}
+
+
+def test_every_service_can_be_switched_off(run_stack):
+    off = {s: {"enabled": False} for s in ("metadata", "prometheus", "alertToPubsub", "routerBackup",
+                                            "powerCycle", "nfs", "swarming")}
+    run = run_stack("rack2", overrides={"services": off})
+    assert not [r for r in run.resources if r.type.startswith("kubernetes:")]
+    assert not [r for r in run.resources if r.type.startswith("skolo:services:")]
+
+
+def test_swarming_without_metadata_falls_back_to_the_legacy_server(run_stack):
+    run = run_stack("rack2", overrides={"services": {"metadata": {"enabled": False}}})
+    oauth = json.loads(objects(run, "ConfigMap")["swarming-oauth"]["data"]["oauth2_access_token_config.json"])
+    assert oauth["url"] == "http://metadata/computeMetadata/v1/instance/service-accounts/default/token"
+
+
+def test_image_override_is_used(run_stack):
+    run = run_stack("rack2", overrides={"images": {
+        "metadata": "gcr.io/skia-public/metadata:2025-01-02T03_04_05Z-ops-abcdef0-clean",
+        "alertToPubsub": "gcr.io/skia-public/alert-to-pubsub:x", "powerCycle": "gcr.io/skia-public/pcd:x",
+        "swarming": "gcr.io/skia-public/rpi-swarming-client:x", "prometheus": "prom/prometheus:v2.53.2"}})
+    deployments = objects(run, "Deployment")
+    assert container(deployments["metadata"])["image"] == "gcr.io/skia-public/metadata:2025-01-02T03_04_05Z-ops-abcdef0-clean"
+    assert container(deployments["prometheus"])["image"] == "prom/prometheus:v2.53.2"
