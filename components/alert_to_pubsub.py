@@ -56,12 +56,11 @@ class AlertToPubsub(pulumi.ComponentResource):
     def __init__(self, name: str, args: AlertToPubsubArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("skolo:services:AlertToPubsub", name, None, opts)
         kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
-        kit.secret("alert-to-pubsub-sa", {"key.json": args.service_account_key})
+        key_env, key_mount = kit.google_key("alert-to-pubsub-sa", args.service_account_key)
         w = kube.Workload(
             name="alert-to-pubsub", image=args.image, args=alert_to_pubsub_args(args),
             ports={"http": PORT, "metrics": METRICS_PORT},
-            env={"GOOGLE_APPLICATION_CREDENTIALS": "/var/secrets/google/key.json"},
-            mounts=(kube.Mount("sa-key", "/var/secrets/google", secret="alert-to-pubsub-sa"),),
+            env=key_env, mounts=(key_mount,),
             health=("/healthz", PORT), metrics_port=METRICS_PORT, cpu="50m", memory="100Mi")
         kit.deployment(w)
         kit.service(w, {"http": (PORT, PORT)})

@@ -26,6 +26,7 @@ ROLE_RPI = "rpi"
 APP_LABEL = "app.kubernetes.io/name"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 PULL_SECRET = "image-pull"
+GOOGLE_KEY_DIR = "/var/secrets/google"
 # Processes that need no root run as this (nobody).
 NOBODY = 65534
 
@@ -184,6 +185,13 @@ class Kit:
         return k8s.core.v1.Secret(
             self._id("secret", name), metadata=self.meta(name), type=type_,
             string_data={k: pulumi.Output.secret(v) for k, v in data.items()}, opts=self.opts())
+
+    def google_key(self, name: str, key: pulumi.Input[str]) -> tuple[dict[str, str], Mount]:
+        """A service-account JSON key as Secret `name`, and the env and mount that hand it to
+        Google client libraries (GOOGLE_APPLICATION_CREDENTIALS)."""
+        self.secret(name, {"key.json": key})
+        return ({"GOOGLE_APPLICATION_CREDENTIALS": f"{GOOGLE_KEY_DIR}/key.json"},
+                Mount("sa-key", GOOGLE_KEY_DIR, secret=name))
 
     def config_map(self, name: str, data: Mapping[str, str]) -> k8s.core.v1.ConfigMap:
         """A ConfigMap of generated, non-secret files."""

@@ -49,13 +49,12 @@ class Metadata(pulumi.ComponentResource):
     def __init__(self, name: str, args: MetadataArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("skolo:services:Metadata", name, None, opts)
         kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
-        kit.secret("metadata-sa", {"key.json": args.service_account_key})
+        key_env, key_mount = kit.google_key("metadata-sa", args.service_account_key)
         w = kube.Workload(
             name="metadata", image=args.image,
             args=(f"--port=:{PORT}", f"--prom_port=:{METRICS_PORT}"),
             ports={"http": PORT, "metrics": METRICS_PORT},
-            env={"GOOGLE_APPLICATION_CREDENTIALS": "/var/secrets/google/key.json"},
-            mounts=(kube.Mount("sa-key", "/var/secrets/google", secret="metadata-sa"),),
+            env=key_env, mounts=(key_mount,),
             health=("/healthz", PORT), metrics_port=METRICS_PORT, run_as_user=2000)
         kit.deployment(w)
         kit.service(w, {"http": (PORT, PORT)})

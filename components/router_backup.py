@@ -59,14 +59,14 @@ class RouterBackup(pulumi.ComponentResource):
     def __init__(self, name: str, args: RouterBackupArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("skolo:services:RouterBackup", name, None, opts)
         kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
-        kit.secret("router-backup-sa", {"key.json": args.service_account_key})
+        key_env, key_mount = kit.google_key("router-backup-sa", args.service_account_key)
         kit.secret("router-backup-ssh", {"id": args.ssh_key})
         kit.config_map("router-backup", {"backup.sh": SCRIPT.read_text(), "devices": devices_file(args.devices)})
         kit.cron_job(kube.Workload(
             name="router-backup", image=args.image, command=("sh", "/etc/router-backup/backup.sh"),
-            env={"BUCKET": args.bucket, "FOLDER": args.folder, "HOME": "/tmp", "CLOUDSDK_CONFIG": "/tmp/gcloud"},
-            mounts=(kube.Mount("script", "/etc/router-backup", config_map="router-backup"),
-                    kube.Mount("sa-key", "/var/secrets/google", secret="router-backup-sa"),
+            env={"BUCKET": args.bucket, "FOLDER": args.folder, "HOME": "/tmp", "CLOUDSDK_CONFIG": "/tmp/gcloud",
+                 **key_env},
+            mounts=(kube.Mount("script", "/etc/router-backup", config_map="router-backup"), key_mount,
                     kube.Mount("ssh-key", "/var/secrets/ssh", secret="router-backup-ssh")),
             cpu="50m", memory="256Mi"), schedule=args.schedule, deadline_seconds=1800)
         self.max_age_hours = args.max_age_hours

@@ -56,20 +56,20 @@ class Swarming(pulumi.ComponentResource):
     def __init__(self, name: str, args: SwarmingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("skolo:services:Swarming", name, None, opts)
         kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
-        kit.secret("swarming-sa", {"key.json": args.service_account_key})
+        key_env, key_mount = kit.google_key("swarming-sa", args.service_account_key)
         kit.secret("swarming-adb", {"adbkey": args.adb_key})
         kit.config_map("swarming-oauth", {"oauth2_access_token_config.json": oauth_config(args.token_url)})
         kit.daemon_set(kube.Workload(
             name="swarming", image=args.image, args=args.args,
             ports={"hooks": HOOKS_PORT, "metrics": METRICS_PORT},
-            env={"IMAGE_NAME": args.image, "GOOGLE_APPLICATION_CREDENTIALS": "/var/secrets/google/key.json"},
+            env={"IMAGE_NAME": args.image, **key_env},
             field_env={"SWARMING_BOT_ID": "spec.nodeName"},
             mounts=(kube.Mount("work", "/b", host_path="/var/swarming", host_path_type="DirectoryOrCreate",
                                read_only=False),
                     kube.Mount("usb", "/dev/bus", host_path="/dev/bus", read_only=False),
                     kube.Mount("serial", "/dev/ttyAMA0", host_path="/dev/ttyAMA0", read_only=False),
                     kube.Mount("adb-key", "/root/.android", secret="swarming-adb"),
-                    kube.Mount("sa-key", "/var/secrets/google", secret="swarming-sa"),
+                    key_mount,
                     kube.Mount("oauth", OAUTH_DIR, config_map="swarming-oauth")),
             metrics_port=METRICS_PORT, cpu="100m", memory="256Mi", memory_limit="768Mi",
             role=kube.ROLE_RPI, run_as_user=None, privileged=True,

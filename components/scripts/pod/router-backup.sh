@@ -2,7 +2,8 @@
 # Runs in the router-backup CronJob (not on a host): copy each device's config over SSH, gzip
 # it and upload it as gs://$BUCKET/$FOLDER/<date>-<device>-<sha1>.gz. One device failing does
 # not stop the others; the job fails at the end so the BackupFailed alert fires.
-# Devices are lines "name address user path" in /etc/router-backup/devices.
+# Devices are lines "name address user path" in /etc/router-backup/devices; the bucket
+# writer's key is at $GOOGLE_APPLICATION_CREDENTIALS.
 set -eu
 : "${BUCKET:?}" "${FOLDER:?}"
 DEVICES=/etc/router-backup/devices
@@ -10,7 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # ssh refuses a group-readable key; the mounted secret is 0440.
 install -m 600 /var/secrets/ssh/id "$work/id"
-gcloud auth activate-service-account --key-file=/var/secrets/google/key.json --quiet
+gcloud auth activate-service-account --key-file="$GOOGLE_APPLICATION_CREDENTIALS" --quiet
 stamp=$(date -u +%Y-%m-%dT%H-%M-%SZ)
 failed=""
 while read -r name address user path; do
