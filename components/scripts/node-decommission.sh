@@ -8,6 +8,11 @@
 set -eu
 say() { echo "skolo[$NODE_NAME]: $*"; }
 
+if ! command -v k3s >/dev/null 2>&1; then
+  say "k3s is not installed on this jumphost: there is no Node to drain or delete"
+  exit 0
+fi
+
 if k3s kubectl get node "$NODE_NAME" >/dev/null 2>&1; then
   k3s kubectl cordon "$NODE_NAME"
   if ! k3s kubectl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --force \
@@ -15,6 +20,26 @@ if k3s kubectl get node "$NODE_NAME" >/dev/null 2>&1; then
     say "drain did not finish within ${DRAIN_SECONDS}s; deleting the Node anyway" >&2
   fi
 fi
+
+uninstall_on_pi() {
+  if ! ssh-add -q - 2>/dev/null; then
+    say "could not load the SSH key from stdin; k3s was not uninstalled from $PI_ADDRESS" >&2
+    return 1
+  fi
+  # ssh looks a host up as "address" on port 22 and "[address]:port" elsewhere.
+  if [ "$PI_PORT" = 22 ]; then known=$PI_ADDRESS; else known="[$PI_ADDRESS]:$PI_PORT"; fi
+  if [ -n "$PI_HOST_KEY" ]; then
+    printf '%s %s\n' "$known" "$PI_HOST_KEY" > "$work/known_hosts"
+    checking=yes
+  else
+    : > "$work/known_hosts"
+    checking=no
+  fi
+  ssh -o BatchMode=yes -o ConnectTimeout=10 -o ConnectionAttempts=2 \
+    -o StrictHostKeyChecking="$checking" -o UserKnownHostsFile="$work/known_hosts" \
+    -p "$PI_PORT" "$PI_USER@$PI_ADDRESS" \
+    'if [ -x /usr/local/bin/k3s-agent-uninstall.sh ]; then sudo -n /usr/local/bin/k3s-agent-uninstall.sh; fi' </dev/null
+}
 
 work=$(mktemp -d)
 agent_pid=""
@@ -25,18 +50,7 @@ cleanup() {
 trap cleanup EXIT
 eval "$(ssh-agent -s -a "$work/agent.sock")" >/dev/null
 agent_pid=$SSH_AGENT_PID
-ssh-add -q - 2>/dev/null
-if [ -n "$PI_HOST_KEY" ]; then
-  printf '[%s]:%s %s\n' "$PI_ADDRESS" "$PI_PORT" "$PI_HOST_KEY" > "$work/known_hosts"
-  checking=yes
-else
-  : > "$work/known_hosts"
-  checking=no
-fi
-if ssh -o BatchMode=yes -o ConnectTimeout=10 -o ConnectionAttempts=2 \
-    -o StrictHostKeyChecking="$checking" -o UserKnownHostsFile="$work/known_hosts" \
-    -p "$PI_PORT" "$PI_USER@$PI_ADDRESS" \
-    'if [ -x /usr/local/bin/k3s-agent-uninstall.sh ]; then sudo -n /usr/local/bin/k3s-agent-uninstall.sh; fi' </dev/null; then
+if uninstall_on_pi; then
   say "k3s agent uninstalled from $PI_ADDRESS"
 else
   say "could not reach $PI_ADDRESS to uninstall k3s; re-image the Pi before it comes back" >&2
