@@ -1,0 +1,278 @@
+"""Sandboxed hosts for running the program's host scripts over real SSH.
+
+Each host (the jumphost, each Pi) is a real OpenSSH server in its own network namespace and
+mount namespace. In the mount namespace /etc, /var/lib, /usr/local, /boot and /run are
+overlays whose writes land in the host's own temporary directory, so a script can install
+"k3s", write /etc/rancher or edit cmdline.txt without touching the machine the tests run on.
+
+The network is a small rack: the workstation (where the test's ssh client runs) reaches only
+the jumphost; every Pi sits on its own link behind the jumphost, so reaching a Pi takes a real
+ProxyJump, as pulumi-command's `proxy` does. The stand-in k3s installer is served over HTTP
+from the jumphost's namespace.
+
+Stand-ins at the very edge (tests/standins/, each says so in its header): the k3s install
+script, systemctl (no systemd here), shutdown, and `k3s kubectl`. They sit in the sandbox's
+/usr/local/bin, which comes first on sudo's secure_path, and record what they were asked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+STANDINS = Path(__file__).parent / "standins"
+OVERLAID = ("etc", "var/lib", "usr/local", "boot", "run")
+HTTP_PORT = 8080
+STATE = "/var/lib/rancher/standin"
+
+
+def prerequisites() -> Optional[str]:
+    """Why the SSH host tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (network and mount namespaces)"
+    for tool in ("sshd", "ssh", "ssh-keygen", "sudo", "ip", "unshare", "curl"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            return f"needs {tool} (apt-get install openssh-server sudo iproute2 util-linux curl)"
+    return None
+
+
+def _run(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw)
+
+
+@dataclass
+class Host:
+    name: str
+    netns: str
+    address: str
+    root: Path
+    host_key_pub: str = ""
+    process: Optional[subprocess.Popen] = None
+    memory_cgroup: Optional[bool] = None
+    """Pis only: what the stand-in /proc/cgroups says of the memory controller."""
+
+    def file(self, path: str) -> Path:
+        """Where a file the sandbox wrote lives on the real machine (the overlay's upper layer)."""
+        return self.root / "upper" / path.lstrip("/")
+
+    def read(self, path: str) -> str:
+        f = self.file(path)
+        return f.read_text() if f.exists() else ""
+
+    def log(self, name: str) -> list[str]:
+        return self.read(f"{STATE}/{name}.log").splitlines()
+
+
+@dataclass
+class Rack:
+    tmp: Path
+    user_key: Path
+    known_hosts: Path
+    workstation: str
+    jumphost: Host
+    pis: list[Host]
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+
+    # --- what pulumi-command does: one SSH session running the command, stdin fed ---------
+
+    def ssh_args(self, host: str, port: int, user: str, proxy: Optional[dict]) -> list[str]:
+        opts = ["-i", str(self.user_key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "ConnectTimeout=5",
+                "-o", "LogLevel=ERROR"]
+        args = ["ip", "netns", "exec", self.workstation, "ssh", *opts, "-p", str(port)]
+        if proxy:
+            jump = " ".join(["ssh", *opts, "-p", str(int(proxy["port"])), "-W", "%h:%p",
+                             f"{proxy['user']}@{proxy['host']}"])
+            args += ["-o", f"ProxyCommand={jump}"]
+        return args + [f"{user}@{host}"]
+
+    def run(self, resource, phase: str = "create", timeout: float = 120,
+            watch_for: tuple[str, ...] = ()) -> "Result":
+        """Run a declared command resource's `phase` command on its host, as pulumi-command
+        would, while sampling every process's command line for the `watch_for` strings."""
+        conn = resource.inputs["connection"]
+        command = resource.inputs[phase]
+        stdin = resource.inputs.get("stdin") or ""
+        args = self.ssh_args(conn["host"], int(conn.get("port") or 22), conn["user"], conn.get("proxy"))
+        return self.exec(args + [command], stdin, timeout, watch_for)
+
+    def exec(self, args: list[str], stdin: str, timeout: float, watch_for: tuple[str, ...]) -> "Result":
+        seen: list[str] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                for entry in Path("/proc").iterdir():
+                    if entry.name.isdigit():
+                        try:
+                            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                        except OSError:
+                            continue
+                        seen.extend(w for w in watch_for if w in cmdline)
+                time.sleep(0.005)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        if watch_for:
+            sampler.start()
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=timeout)
+        finally:
+            done.set()
+            if watch_for:
+                sampler.join()
+        return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start, sorted(set(seen)))
+
+    def on(self, host: Host, command: str) -> subprocess.CompletedProcess:
+        """A test's own setup step on a host (not one of the program's scripts)."""
+        proxy = None
+        if host is not self.jumphost:
+            proxy = {"host": self.jumphost.address, "port": 22, "user": "root"}
+        args = self.ssh_args(host.address, 22, "root", proxy)
+        return subprocess.run(args + [command], capture_output=True, text=True, timeout=60, check=True)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def stop(self, host: Host) -> None:
+        """Take a host off the network: its sshd stops answering."""
+        if host.process and host.process.poll() is None:
+            host.process.terminate()
+            host.process.wait(timeout=10)
+
+    def restart(self, host: Host) -> None:
+        """Bring a stopped host back, its files as it left them (a reboot, as far as SSH can tell)."""
+        _start_sshd(host, self.tmp / "authorized_keys", keep_key=True)
+        _wait_for_sshd(self, host)
+
+    def close(self) -> None:
+        for host in [self.jumphost, *self.pis]:
+            self.stop(host)
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
+        for ns in self.namespaces:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    cmdline_hits: list[str]
+
+
+def _keygen(path: Path) -> str:
+    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path))
+    return Path(f"{path}.pub").read_text().strip()
+
+
+def _start_sshd(host: Host, authorized: Path, keep_key: bool = False) -> None:
+    host_key = host.root / "ssh_host_ed25519_key"
+    if not keep_key:
+        host.host_key_pub = " ".join(_keygen(host_key).split()[:2])
+    config = host.root / "sshd_config"
+    config.write_text("\n".join([
+        "Port 22", f"ListenAddress {host.address}", f"HostKey {host_key}", f"PidFile {host.root}/sshd.pid",
+        f"AuthorizedKeysFile {authorized}", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "AllowTcpForwarding yes",
+        "LogLevel ERROR", ""]))
+    mounts = []
+    for d in OVERLAID:
+        upper, work = host.root / "upper" / d, host.root / "work" / d
+        upper.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+        mounts.append(f"mount -t overlay overlay -o lowerdir=/{d},upperdir={upper},workdir={work} /{d}")
+    if host.memory_cgroup is not None:
+        cgroups = host.root / "proc-cgroups"
+        cgroups.write_text("#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpuset\t0\t1\t1\n"
+                           f"memory\t0\t1\t{1 if host.memory_cgroup else 0}\n")
+        mounts.append(f"mount --bind {cgroups} /proc/cgroups")
+    mounts.append("mkdir -p /run/sshd")
+    script = " && ".join(mounts) + f" && exec /usr/sbin/sshd -D -e -f {config}"
+    host.process = subprocess.Popen(
+        ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _seed(host: Host) -> None:
+    """What every sandboxed host starts with: the stand-ins on its /usr/local/bin."""
+    bin_dir = host.root / "upper" / "usr/local/bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("systemctl", "shutdown", "standin-kubectl"):
+        shutil.copy2(STANDINS / name, bin_dir / name)
+
+
+def _wait_for_sshd(rack: Rack, host: Host) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if host.process.poll() is not None:
+            raise RuntimeError(f"sshd for {host.name} exited: {host.process.stderr.read()}")
+        probe = subprocess.run(["ip", "netns", "exec", host.netns if host is rack.jumphost else rack.jumphost.netns,
+                                "ssh-keyscan", "-T", "1", host.address], capture_output=True, text=True)
+        if probe.stdout.strip():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"sshd for {host.name} did not start")
+
+
+def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False, True)) -> Rack:
+    tag = uuid.uuid4().hex[:6]
+    ws, jh = f"skws-{tag}", f"skjh-{tag}"
+    user_key = tmp / "id_ed25519"
+    user_pub = _keygen(user_key)
+    authorized = tmp / "authorized_keys"
+    authorized.write_text(user_pub + "\n")
+    jumphost = Host("jumphost", jh, "10.231.0.2", tmp / "jumphost")
+    rack = Rack(tmp=tmp, user_key=user_key, known_hosts=tmp / "known_hosts", workstation=ws, jumphost=jumphost,
+                pis=[], namespaces=[ws, jh])
+    try:
+        for ns in (ws, jh):
+            _run("ip", "netns", "add", ns)
+            _run("ip", "-n", ns, "link", "set", "lo", "up")
+        _run("ip", "link", "add", f"ws{tag}", "netns", ws, "type", "veth", "peer", "name", f"jh{tag}", "netns", jh)
+        _run("ip", "-n", ws, "addr", "add", "10.231.0.1/30", "dev", f"ws{tag}")
+        _run("ip", "-n", jh, "addr", "add", "10.231.0.2/30", "dev", f"jh{tag}")
+        _run("ip", "-n", ws, "link", "set", f"ws{tag}", "up")
+        _run("ip", "-n", jh, "link", "set", f"jh{tag}", "up")
+        for i in range(pis):
+            ns = f"skpi{i}-{tag}"
+            rack.namespaces.append(ns)
+            _run("ip", "netns", "add", ns)
+            _run("ip", "-n", ns, "link", "set", "lo", "up")
+            _run("ip", "link", "add", f"j{i}{tag}", "netns", jh, "type", "veth", "peer", "name", f"p{i}{tag}",
+                 "netns", ns)
+            _run("ip", "-n", jh, "addr", "add", f"10.232.{i}.1/30", "dev", f"j{i}{tag}")
+            _run("ip", "-n", ns, "addr", "add", f"10.232.{i}.2/30", "dev", f"p{i}{tag}")
+            _run("ip", "-n", jh, "link", "set", f"j{i}{tag}", "up")
+            _run("ip", "-n", ns, "link", "set", f"p{i}{tag}", "up")
+            _run("ip", "-n", ns, "route", "add", "default", "via", f"10.232.{i}.1")
+            rack.pis.append(Host(f"pi{i}", ns, f"10.232.{i}.2", tmp / f"pi{i}",
+                                 memory_cgroup=memory_cgroup[i % len(memory_cgroup)]))
+        served = tmp / "served"
+        served.mkdir()
+        shutil.copy2(STANDINS / "install.sh", served / "install.sh")
+        rack.processes.append(subprocess.Popen(
+            ["ip", "netns", "exec", jh, "python3", "-m", "http.server", "--bind", jumphost.address,
+             "--directory", str(served), str(HTTP_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for host in [jumphost, *rack.pis]:
+            host.root.mkdir()
+            _seed(host)
+            _start_sshd(host, authorized)
+        for host in [jumphost, *rack.pis]:
+            _wait_for_sshd(rack, host)
+        rack.known_hosts.write_text("".join(f"{h.address} {h.host_key_pub}\n" for h in [jumphost, *rack.pis]))
+        return rack
+    except BaseException:
+        rack.close()
+        raise
