@@ -807,7 +807,7 @@ def _check_bots(p: _Problems, options: Mapping[str, Any], pis: set[str]) -> None
                     p.add(f"{NAMESPACE}:services.powerCycle.{kind}[{i}].ports.{bot}", "not a Pi of this rack (skolo:rpis)")
 
 
-def _decode(value: Any) -> Any:
+def decode(value: Any) -> Any:
     """The CLI hands every value over as a string; objects and lists arrive as JSON."""
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
@@ -827,7 +827,7 @@ def load() -> Settings:
     for full_key in _present_keys(runtime_config):
         key = full_key.split(":", 1)[1]
         if key not in SECRET_KEYS:
-            raw[key] = _decode(runtime_config.get_config(full_key))
+            raw[key] = decode(runtime_config.get_config(full_key))
     for key in SECRET_KEYS:
         full_key = f"{NAMESPACE}:{key}"
         secrets[key] = runtime_config.get_config(full_key)

@@ -3,38 +3,161 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from components.settings import ConfigError
 from rackctl import program, render
 
+DESCRIPTION = """\
+Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).
+
+  render STACK          what a stack would put on its rack, as files (offline, no secrets)
+  check                 validate every stack file, for CI
+  diff [BASE] [HEAD]    what a change does to every rack: a diff of two renders (offline)
+  attach STACK [-- CMD] a shell whose kubectl talks to one rack, through an SSH tunnel
+  push SERVICE IMAGE    pin a new image in the stack files and roll it out, canary first
+  stacks                the stacks in canary order (smallest rack first)
+"""
+
+
+def _config_dir(args: argparse.Namespace) -> Path:
+    return Path(args.config_dir) if args.config_dir else program.PROJECT_DIR
+
 
 def _render(args: argparse.Namespace) -> int:
-    run = program.run_stack(args.stack, config_dir=Path(args.config_dir) if args.config_dir else None)
+    run = program.run_stack(args.stack, config_dir=_config_dir(args))
     out = Path(args.out) if args.out else Path("build") / args.stack
     written = render.write(run, out)
     print(render.summary(run, out, written))
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from rackctl import check
+
+    names = args.stacks.split(",") if args.stacks else program.stacks(_config_dir(args))
+    lines, ok = check.check(names, _config_dir(args), args.strict)
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from rackctl import diff
+
+    repo = _config_dir(args)
+    diffs = diff.run(repo, args.base, args.head)
+    if args.changed_stacks:
+        print(json.dumps([d.stack for d in diffs if not d.empty]))
+    elif args.format == "markdown":
+        print(diff.as_markdown(diffs, f"What this change does to the racks (rackctl diff)"))
+    else:
+        print(diff.as_text(diffs), end="")
+    if any(d.error for d in diffs):
+        return 2
+    return 1 if args.exit_code and any(not d.empty for d in diffs) else 0
+
+
+def _attach(args: argparse.Namespace) -> int:
+    from rackctl import attach
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    return attach.attach(args.stack, command, _config_dir(args), args.kubeconfig, args.ssh_option)
+
+
+def _push(args: argparse.Namespace) -> int:
+    from rackctl import push
+
+    config_dir = _config_dir(args)
+    if args.all == bool(args.stacks):
+        raise push.PushError("name the stacks with --stacks rack1,rack2, or use --all")
+    names = program.stacks(config_dir) if args.all else args.stacks.split(",")
+    return push.push(args.service, args.image, names, config_dir, args.dry_run, args.up)
+
+
+def _stacks(args: argparse.Namespace) -> int:
+    names = program.canary_order(program.stacks(_config_dir(args)), _config_dir(args))
+    print(json.dumps(names) if args.json else "\n".join(names))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rackctl", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config-dir", help="directory with Pulumi.yaml and the stack files (default: this project)")
+    sub = p.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("render", help="write what a stack would put on its rack",
+                       description="Run the Pulumi program for STACK under the SDK's mock runtime (no Pulumi CLI, "
+                                   "no network, no secrets needed: missing secrets become marked placeholders) and "
+                                   "write every Kubernetes object and host script it declares under OUT, then print "
+                                   "a summary.")
+    r.add_argument("stack", help="stack (rack) name, e.g. rack1 for Pulumi.rack1.yaml")
+    r.add_argument("--out", help="output directory, replaced on each run (default: build/STACK)")
+    r.set_defaults(func=_render)
+
+    c = sub.add_parser("check", help="validate every stack file (for CI)",
+                       description="Run every stack's config through the settings layer and the program. Exits 1 "
+                                   "when a stack has a config problem. Secrets missing from a stack file are "
+                                   "warnings (errors with --strict).")
+    c.add_argument("--stacks", help="comma-separated stacks (default: all)")
+    c.add_argument("--strict", action="store_true", help="a secret missing from a stack file is an error")
+    c.set_defaults(func=_check)
+
+    d = sub.add_parser("diff", help="diff what two revisions put on every rack",
+                       description="Render every stack at BASE (default: the merge-base with main) and at HEAD "
+                                   "(default: the working tree) with the current renderer and print a unified diff "
+                                   "per stack: objects and host scripts added, removed and changed. No credentials, "
+                                   "no network, never a secret.")
+    d.add_argument("base", nargs="?", help="git revision to compare against")
+    d.add_argument("head", nargs="?", help="git revision to compare (default: the working tree)")
+    d.add_argument("--format", choices=("text", "markdown"), default="text",
+                   help="markdown for a job summary or PR comment")
+    d.add_argument("--changed-stacks", action="store_true", help="print only a JSON list of the stacks that change")
+    d.add_argument("--exit-code", action="store_true", help="exit 1 when anything changes")
+    d.set_defaults(func=_diff)
+
+    a = sub.add_parser("attach", help="a shell whose kubectl talks to one rack",
+                       description="Take STACK's kubeconfig (pulumi stack output --show-secrets kubeconfig, or "
+                                   "--kubeconfig FILE), open an SSH port-forward to the jumphost's API server on a "
+                                   "free local port, write a private 0600 KUBECONFIG pointing at it and run COMMAND "
+                                   "(default: an interactive shell). The tunnel and the file are removed on exit, "
+                                   "also on Ctrl-C.")
+    a.add_argument("stack")
+    a.add_argument("--kubeconfig", help="kubeconfig file instead of the stack output")
+    a.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
+                   help="extra ssh argument, e.g. --ssh-option=-i --ssh-option=~/.ssh/chrome-bot (repeatable)")
+    a.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...] to run instead of a shell")
+    a.set_defaults(func=_attach)
+
+    u = sub.add_parser("push", help="pin a new image in the stack files and roll it out",
+                       description="Set skolo:images.SERVICE to IMAGE in the chosen stack files (comments and "
+                                   "layout kept), show the diff, then print (or with --up run) `pulumi up -s STACK` "
+                                   "for each, smallest rack first, stopping at the first failure.")
+    u.add_argument("service", help="image key: metadata, alertToPubsub, powerCycle, swarming, prometheus, ...")
+    u.add_argument("image", help="pinned image reference, e.g. gcr.io/skia-public/metadata:2025-...-clean")
+    u.add_argument("--stacks", help="comma-separated stacks")
+    u.add_argument("--all", action="store_true", help="every stack")
+    u.add_argument("--dry-run", action="store_true", help="show the change, write nothing, run nothing")
+    u.add_argument("--up", action="store_true", help="run the pulumi up commands")
+    u.set_defaults(func=_push)
+
+    s = sub.add_parser("stacks", help="the stacks in canary order (smallest rack first)")
+    s.add_argument("--json", action="store_true", help="as a JSON list (for CI matrices)")
+    s.set_defaults(func=_stacks)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="rackctl", description="Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser(
-        "render", help="write what a stack would put on its rack (Kubernetes objects, host scripts)",
-        description="Run the Pulumi program for STACK under the SDK's mock runtime (no Pulumi CLI, no "
-                    "network, no secrets needed: missing secrets become marked placeholders) and write every "
-                    "Kubernetes object and host script it declares under OUT, then print a summary.")
-    p.add_argument("stack", help="stack (rack) name, e.g. rack1 for Pulumi.rack1.yaml")
-    p.add_argument("--out", help="output directory, replaced on each run (default: build/STACK)")
-    p.add_argument("--config-dir", help="directory with Pulumi.yaml and the stack files (default: the project)")
-    p.set_defaults(func=_render)
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
+    from rackctl.attach import AttachError
+    from rackctl.diff import DiffError
+    from rackctl.push import PushError
+
     try:
         return args.func(args)
-    except (ConfigError, program.StackFileError) as e:
+    except (ConfigError, program.StackFileError, AttachError, DiffError, PushError) as e:
         print(f"rackctl: {e}", file=sys.stderr)
         return 2
 

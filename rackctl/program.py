@@ -26,6 +26,7 @@ import yaml
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.sync_await import _sync_await
 
+from components import settings
 from components.settings import OPTIONAL_SECRETS
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -271,3 +272,29 @@ def run_stack(stack: str, project_dir: Path = PROJECT_DIR, secrets: Optional[dic
     config, secret_keys = stack_config(stack, config_dir or project_dir, secrets, overrides)
     return run_program(stack, config, secret_keys, project_dir)
 
+
+
+def stacks(config_dir: Path = PROJECT_DIR) -> list[str]:
+    """Every stack with a Pulumi.<stack>.yaml, by name."""
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in config_dir.glob("Pulumi.*.yaml"))
+
+
+def settings_for(stack: str, config_dir: Path = PROJECT_DIR) -> settings.Settings:
+    """A stack's validated settings, read from its file as the CLI would (placeholders for
+    secrets), without running the program."""
+    config, _ = stack_config(stack, config_dir)
+    raw, secrets = {}, {}
+    for full, value in config.items():
+        namespace, key = full.split(":", 1)
+        if namespace != NAMESPACE:
+            continue
+        if key in settings.SECRET_KEYS:
+            secrets[key] = value
+        else:
+            raw[key] = settings.decode(value)
+    return settings.parse(stack, raw, secrets)
+
+
+def canary_order(names: list[str], config_dir: Path = PROJECT_DIR) -> list[str]:
+    """Stacks in the order changes should reach them: the smallest rack (the canary) first."""
+    return sorted(names, key=lambda s: (len(settings_for(s, config_dir).rpis), s))

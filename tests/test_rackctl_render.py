@@ -35,7 +35,7 @@ def test_render_reports_config_errors_in_one_message_without_traceback(tmp_path)
                                               "  skolo:k3sVersion: stable\n"
                                               "  skolo:services: {metadata: {enabled: false}, alertToPubsub: {enabled: false},"
                                               " powerCycle: {enabled: false}, swarming: {enabled: false}}\n")
-    result = rackctl("render", "bad", "--config-dir", str(tmp_path), "--out", str(tmp_path / "out"))
+    result = rackctl("--config-dir", str(tmp_path), "render", "bad", "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert result.stderr == (
         "rackctl: stack 'bad' has 2 config problems; nothing was changed on any host:\n"

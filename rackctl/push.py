@@ -1,0 +1,90 @@
+"""`rackctl push SERVICE IMAGE`: roll a new image of one service out to the racks, as pushk did.
+
+Rewrites `skolo:images.<SERVICE>` in each chosen stack file, keeping its comments and layout
+(ruamel.yaml round-trip), shows the diff, and prints, or with --up runs, `pulumi up -s STACK`
+for each stack in canary order (the smallest rack first), stopping at the first failure.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+from ruamel.yaml import YAML
+
+from components import settings
+from rackctl import program
+
+
+class PushError(Exception):
+    pass
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 4096
+    # The stack files' own style: maps by two, list dashes two in, items four in.
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+def validate(service: str, image: str) -> None:
+    if service not in settings.IMAGE_SERVICES:
+        raise PushError(f"unknown image key {service!r}; keys: {', '.join(settings.IMAGE_SERVICES)}")
+    problems = settings._Problems()
+    if settings._image(problems, f"{settings.NAMESPACE}:images.{service}", image) is None:
+        raise PushError(problems.lines[0])
+
+
+def rewrite(text: str, service: str, image: str) -> str:
+    """The stack file's text with images.<service> set to `image`, nothing else touched."""
+    y = _yaml()
+    doc = y.load(text)
+    config = doc.setdefault("config", {})
+    key = f"{settings.NAMESPACE}:images"
+    if key not in config or config[key] is None:
+        config[key] = {}
+    config[key][service] = image
+    out = io.StringIO()
+    y.dump(doc, out)
+    return out.getvalue()
+
+
+def push(service: str, image: str, stacks: Sequence[str], config_dir: Path, dry_run: bool, up: bool,
+         out=print) -> int:
+    validate(service, image)
+    known = program.stacks(config_dir)
+    unknown = [s for s in stacks if s not in known]
+    if unknown:
+        raise PushError(f"no stack file for {', '.join(unknown)}; stacks here: {', '.join(known)}")
+    ordered = program.canary_order(list(stacks), config_dir)
+    changed = []
+    for stack in ordered:
+        path = config_dir / f"Pulumi.{stack}.yaml"
+        before = path.read_text()
+        after = rewrite(before, service, image)
+        if after == before:
+            out(f"{stack}: images.{service} is already {image}")
+            continue
+        changed.append(stack)
+        out("".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                         fromfile=f"a/{path.name}", tofile=f"b/{path.name}")).rstrip("\n"))
+        if not dry_run:
+            path.write_text(after)
+    if not changed:
+        return 0
+    commands = [["pulumi", "up", "-s", stack, "--continue-on-error", "--parallel", "32"] for stack in changed]
+    if dry_run or not up:
+        verb = "would run" if dry_run else "now run, canary first"
+        out(f"\n{verb}:\n" + "\n".join("  " + " ".join(c) for c in commands))
+        return 0
+    for command in commands:
+        out(f"\n$ {' '.join(command)}")
+        if subprocess.run(command, cwd=config_dir).returncode != 0:
+            out(f"rackctl: {' '.join(command)} failed; the racks after it were not updated")
+            return 1
+    return 0
