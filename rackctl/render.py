@@ -52,16 +52,27 @@ def host_scripts(run: Run) -> dict[str, str]:
     return files
 
 
+def _canonical(value):
+    """Keys sorted at every level: the engine hands inputs over in no fixed order, and a render
+    must come out the same every time for `rackctl diff` to mean anything."""
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
 def kubernetes_objects(run: Run) -> dict[str, dict]:
     """Relative path -> manifest, for every Kubernetes object (not providers)."""
     files = {}
     for r in run.resources:
         if not r.type.startswith(K8S_PREFIX) or not r.custom:
             continue
-        manifest = {k: v for k, v in r.inputs.items() if k in ("apiVersion", "kind", "metadata")}
-        for key, value in r.inputs.items():
+        head = ("apiVersion", "kind", "metadata")
+        manifest = {k: _canonical(r.inputs[k]) for k in head if k in r.inputs}
+        for key in sorted(r.inputs):
             if key not in manifest:
-                manifest[key] = "<secret: not shown>" if key in r.secret_inputs else value
+                manifest[key] = "<secret: not shown>" if key in r.secret_inputs else _canonical(r.inputs[key])
         meta = manifest.get("metadata") or {}
         ns = meta.get("namespace", "_cluster")
         name = str(meta.get('name', r.name)).replace(':', '_')
