@@ -62,8 +62,7 @@ def _diff(args: argparse.Namespace) -> int:
 def _attach(args: argparse.Namespace) -> int:
     from rackctl import attach
 
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    return attach.attach(args.stack, command, _config_dir(args), args.kubeconfig, args.ssh_option)
+    return attach.attach(args.stack, args.command, _config_dir(args), args.kubeconfig, args.ssh_option)
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -119,6 +118,7 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_diff)
 
     a = sub.add_parser("attach", help="a shell whose kubectl talks to one rack",
+                       usage="rackctl attach [-h] [--kubeconfig FILE] [--ssh-option OPT] STACK [-- COMMAND [ARG...]]",
                        description="Take STACK's kubeconfig (pulumi stack output --show-secrets kubeconfig, or "
                                    "--kubeconfig FILE), open an SSH port-forward to the jumphost's API server on a "
                                    "free local port, write a private 0600 KUBECONFIG pointing at it and run COMMAND "
@@ -128,7 +128,6 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--kubeconfig", help="kubeconfig file instead of the stack output")
     a.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
                    help="extra ssh argument, e.g. --ssh-option=-i --ssh-option=~/.ssh/chrome-bot (repeatable)")
-    a.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...] to run instead of a shell")
     a.set_defaults(func=_attach)
 
     u = sub.add_parser("push", help="pin a new image in the stack files and roll it out",
@@ -150,7 +149,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` is attach's COMMAND, untouched (argparse mangles it under subcommands).
+    trailing: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, trailing = argv[:cut], argv[cut + 1:]
+    p = parser()
+    args = p.parse_args(argv)
+    if trailing and args.command_name != "attach":
+        p.error("only attach takes a command after --")
+    args.command = trailing
     from rackctl.attach import AttachError
     from rackctl.diff import DiffError
     from rackctl.push import PushError

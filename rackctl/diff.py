@@ -72,7 +72,7 @@ def render_tree(tree: Path, out: Path) -> dict[str, str]:
         result = subprocess.run([sys.executable, "-m", "rackctl", "render", stack, "--out", str(out / stack)],
                                 cwd=tree, env=env, capture_output=True, text=True)
         if result.returncode != 0:
-            errors[stack] = (result.stderr.strip().splitlines() or ["render failed"])[-1]
+            errors[stack] = (result.stderr.strip().splitlines() or ["render failed"])[-1].strip()
     return errors
 
 
@@ -115,6 +115,9 @@ def compare(base_out: Path, head_out: Path, errors: dict[str, str]) -> list[Stac
     diffs = []
     for stack in stacks:
         d = StackDiff(stack, error=errors.get(stack, ""))
+        if d.error:
+            diffs.append(d)  # nothing to compare: the change breaks this stack
+            continue
         old, new = _files(base_out / stack), _files(head_out / stack)
         chunks = []
         for name in sorted(set(old) | set(new)):

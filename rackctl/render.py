@@ -53,12 +53,15 @@ def host_scripts(run: Run) -> dict[str, str]:
 
 
 def _canonical(value):
-    """Keys sorted at every level: the engine hands inputs over in no fixed order, and a render
-    must come out the same every time for `rackctl diff` to mean anything."""
+    """Keys sorted at every level and whole numbers as ints: the engine hands inputs over in no
+    fixed order, and a render must come out the same every time for `rackctl diff` to mean
+    anything."""
     if isinstance(value, dict):
         return {k: _canonical(value[k]) for k in sorted(value)}
     if isinstance(value, list):
         return [_canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the engine's protobuf numbers are all floats; Kubernetes counts are ints
     return value
 
 
