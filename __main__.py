@@ -5,10 +5,15 @@ Wiring only. What each piece does lives in components/; what the config means li
 components/settings.py.
 """
 
+import functools
+
 import pulumi
 
 from components import kube, remote, settings
+from components.access import Access, AccessArgs
 from components.alert_to_pubsub import AlertToPubsub, AlertToPubsubArgs
+from components.datastore_backup import DatastoreBackup, DatastoreBackupArgs
+from components.guardrails import Guardrails, GuardrailsArgs
 from components.k3s_server import K3sServer, K3sServerArgs
 from components.metadata import LEGACY_METADATA_HOST, LEGACY_TOKEN_URL, Metadata, MetadataArgs
 from components.nfs_server import NfsServer, NfsServerArgs
@@ -54,6 +59,7 @@ agents = [
         token=token,
         ssh_private_key=ssh_key,
         rejoin=pi.rejoin,
+        state=pi.state,
     ), pulumi.ResourceOptions(depends_on=[server.install]))
     for pi in rack.rpis
 ]
@@ -66,39 +72,55 @@ k8s_provider = kube.provider(f"{rack.rack}-k8s", kubeconfig=server.kubeconfig, c
 images, services = rack.images, rack.services
 secret = {key: value.output() for key, value in rack.secrets.items()}
 common = dict(provider=k8s_provider, image_pull_key=secret.get("imagePullKey"))
+declared = []  # every service component, for the admission policies' allowlists
 
 metadata = alerting = backup = None
 if rack.enabled("metadata"):
     metadata = Metadata("metadata", MetadataArgs(
         image=images["metadata"], service_account_key=secret["metadataServiceAccountKey"],
         **common, **services["metadata"].options))
+    declared.append(metadata)
 if rack.enabled("alertToPubsub"):
     alerting = AlertToPubsub("alert-to-pubsub", AlertToPubsubArgs(
         image=images["alertToPubsub"], location=rack.rack,
         service_account_key=secret["alertToPubsubServiceAccountKey"], **common, **services["alertToPubsub"].options))
+    declared.append(alerting)
 if rack.enabled("routerBackup"):
     backup = RouterBackup("router-backup", RouterBackupArgs(
         image=images["routerBackup"], service_account_key=secret["routerBackupServiceAccountKey"],
         ssh_key=secret["routerBackupSshKey"], **common, **services["routerBackup"].options))
+    declared.append(backup)
+if rack.enabled("datastoreBackup"):
+    declared.append(DatastoreBackup("datastore-backup", DatastoreBackupArgs(
+        image=images["datastoreBackup"], rack=rack.rack,
+        service_account_key=secret.get("datastoreBackupServiceAccountKey"),
+        **common, **services["datastoreBackup"].options)))
 if rack.enabled("prometheus"):
-    Prometheus("prometheus", PrometheusArgs(
+    declared.append(Prometheus("prometheus", PrometheusArgs(
         image=images["prometheus"], node_exporter_image=images["nodeExporter"],
         kube_state_metrics_image=images["kubeStateMetrics"], cluster=rack.rack,
         alertmanager_target=alerting.alertmanager_target if alerting else None,
         backup_max_age_hours=backup.max_age_hours if backup else RouterBackupArgs.max_age_hours,
-        **common, **services["prometheus"].options))
+        **common, **services["prometheus"].options)))
 if rack.enabled("powerCycle"):
-    PowerCycle("power-cycle", PowerCycleArgs(
+    declared.append(PowerCycle("power-cycle", PowerCycleArgs(
         image=images["powerCycle"], password=secret["powerCyclePassword"],
         metadata_host=metadata.metadata_host if metadata else LEGACY_METADATA_HOST,
-        **common, **services["powerCycle"].options))
+        **common, **services["powerCycle"].options)))
 if rack.enabled("nfs"):
-    NfsServer("nfs", NfsServerArgs(image=images["nfs"], **common, **services["nfs"].options))
+    declared.append(NfsServer("nfs", NfsServerArgs(image=images["nfs"], **common, **services["nfs"].options)))
 if rack.enabled("swarming"):
-    Swarming("swarming", SwarmingArgs(
+    declared.append(Swarming("swarming", SwarmingArgs(
         image=images["swarming"], token_url=metadata.token_url if metadata else LEGACY_TOKEN_URL,
         service_account_key=secret["swarmingServiceAccountKey"], adb_key=secret["adbKey"],
-        **common, **services["swarming"].options))
+        **common, **services["swarming"].options)))
+
+# Toolforge's lessons: admission policies that allow what the stack runs and nothing it does
+# not, and a read-only way in for operators.
+if rack.guardrails.enabled:
+    footprint = functools.reduce(kube.Footprint.merge, (c.footprint for c in declared), kube.Footprint())
+    Guardrails("guardrails", GuardrailsArgs(provider=k8s_provider, footprint=footprint, **rack.guardrails.options))
+Access("access", AccessArgs(provider=k8s_provider))
 
 pulumi.export("kubeconfig", server.kubeconfig)
 pulumi.export("apiServer", server.api_server)

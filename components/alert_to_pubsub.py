@@ -65,4 +65,5 @@ class AlertToPubsub(pulumi.ComponentResource):
         kit.deployment(w)
         kit.service(w, {"http": (PORT, PORT)})
         self.alertmanager_target = f"alert-to-pubsub.{args.namespace}.svc.cluster.local:{PORT}"
+        self.footprint = kit.footprint
         self.register_outputs({"alertmanagerTarget": self.alertmanager_target})

@@ -22,6 +22,9 @@ import pulumi_kubernetes as k8s
 ROLE_LABEL = "skolo.skia.org/role"
 ROLE_JUMPHOST = "jumphost"
 ROLE_RPI = "rpi"
+# Set by the node-state host script from each Pi's `state` in config.
+STATE_LABEL = "skolo.skia.org/state"
+STATE_DRAINED = "drained"
 
 APP_LABEL = "app.kubernetes.io/name"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
@@ -132,10 +135,31 @@ class Workload:
     """Grace period on pod deletion; None keeps Kubernetes' 30 s."""
     tolerate_everything: bool = False
     """Tolerate every taint (node-level agents)."""
+    avoid_drained: bool = False
+    """Stay off nodes whose config state is drained (a drain leaves DaemonSet pods alone)."""
 
     @property
     def labels(self) -> dict[str, str]:
         return {APP_LABEL: self.name, PART_OF_LABEL: "skolo"}
+
+
+@dataclass
+class Footprint:
+    """What a component's pods need of the things admission policies restrict. Recorded as the
+    pods are built, so the policies allow exactly what the stack declares."""
+
+    images: set[str] = field(default_factory=set)
+    host_paths: set[str] = field(default_factory=set)
+    privileged: set[str] = field(default_factory=set)
+    """Namespaces with privileged containers."""
+    host_network: set[str] = field(default_factory=set)
+    """Namespaces with host-network pods."""
+    root: set[str] = field(default_factory=set)
+    """Namespaces with containers running as root."""
+
+    def merge(self, other: "Footprint") -> "Footprint":
+        return Footprint(*(getattr(self, f) | getattr(other, f) for f in
+                           ("images", "host_paths", "privileged", "host_network", "root")))
 
 
 class Kit:
@@ -147,6 +171,7 @@ class Kit:
         self.provider = provider
         self.namespace = namespace
         self.pull_secret: Optional[str] = None
+        self.footprint = Footprint()
         self._ns: Optional[k8s.core.v1.Namespace] = None
         if create_namespace:
             self._ns = k8s.core.v1.Namespace(
@@ -223,7 +248,17 @@ class Kit:
 
     # Pods --------------------------------------------------------------------------------
 
+    def _record(self, w: Workload) -> None:
+        fp = self.footprint
+        fp.images.add(w.image)
+        fp.host_paths.update(m.host_path for m in w.mounts if m.host_path)
+        for needed, namespaces in ((w.privileged, fp.privileged), (w.host_network, fp.host_network),
+                                   (w.run_as_user is None, fp.root)):
+            if needed:
+                namespaces.add(self.namespace)
+
     def pod_template(self, w: Workload, restart_policy: Optional[str] = None) -> k8s.core.v1.PodTemplateSpecArgs:
+        self._record(w)
         annotations = None
         if w.metrics_port:
             annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(w.metrics_port)}
@@ -262,12 +297,17 @@ class Kit:
                 capabilities=None if w.privileged else k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
             ),
         )
-        affinity = None
+        placement = []
         if w.role:
+            placement.append(k8s.core.v1.NodeSelectorRequirementArgs(key=ROLE_LABEL, operator="In", values=[w.role]))
+        if w.avoid_drained:
+            placement.append(k8s.core.v1.NodeSelectorRequirementArgs(
+                key=STATE_LABEL, operator="NotIn", values=[STATE_DRAINED]))
+        affinity = None
+        if placement:
             affinity = k8s.core.v1.AffinityArgs(node_affinity=k8s.core.v1.NodeAffinityArgs(
                 required_during_scheduling_ignored_during_execution=k8s.core.v1.NodeSelectorArgs(
-                    node_selector_terms=[k8s.core.v1.NodeSelectorTermArgs(match_expressions=[
-                        k8s.core.v1.NodeSelectorRequirementArgs(key=ROLE_LABEL, operator="In", values=[w.role])])])))
+                    node_selector_terms=[k8s.core.v1.NodeSelectorTermArgs(match_expressions=placement)])))
         return k8s.core.v1.PodTemplateSpecArgs(
             metadata=k8s.meta.v1.ObjectMetaArgs(labels=w.labels, annotations=annotations),
             spec=k8s.core.v1.PodSpecArgs(

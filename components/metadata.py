@@ -61,4 +61,5 @@ class Metadata(pulumi.ComponentResource):
         kit.ingress("metadata", args.hosts, "metadata", PORT)
         self.metadata_host = f"metadata.{args.namespace}.svc.cluster.local:{PORT}"
         self.token_url = kit.service_url("metadata", PORT) + TOKEN_PATH
+        self.footprint = kit.footprint
         self.register_outputs({"tokenUrl": self.token_url})

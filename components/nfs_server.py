@@ -50,4 +50,5 @@ class NfsServer(pulumi.ComponentResource):
             mounts=(kube.Mount("export", EXPORT_DIR, host_path=args.export_path, host_path_type="Directory"),
                     kube.Mount("modules", "/lib/modules", host_path="/lib/modules")),
             cpu="50m", memory="128Mi", run_as_user=None, privileged=True, host_network=True))
+        self.footprint = kit.footprint
         self.register_outputs({"export": export_line(args)})

@@ -66,4 +66,5 @@ class PowerCycle(pulumi.ComponentResource):
             metrics_port=METRICS_PORT, cpu="20m", memory="64Mi")
         kit.deployment(w)
         kit.service(w, {"http": (PORT, PORT)})
+        self.footprint = kit.footprint
         self.register_outputs({"bots": sorted(b for d in args.mpower + args.edgeswitch for b in d["ports"])})

@@ -55,8 +55,8 @@ class PrometheusArgs:
     """Size of the data volume."""
     swarming_namespace: str = "swarming"
     """Where the swarming bots run (for the bot alerts)."""
-    backup_namespace: str = "backup"
-    """Where the backup CronJob runs (for the backup alerts)."""
+    backup_namespaces: tuple[str, ...] = ("backup", "k3s-backup")
+    """Where the backup CronJobs run (router/switch configs, the k3s datastore), for the backup alerts."""
     backup_max_age_hours: int = 26
     """A backup older than this alerts."""
 
@@ -135,7 +135,7 @@ def _alert(name: str, expr: str, for_: str, description: str, category: str = "i
 
 def alert_rules(args: PrometheusArgs) -> dict:
     """The rack's alert rules as data. Labels `category`, annotations `description`, as Skia's."""
-    sw, bk = args.swarming_namespace, args.backup_namespace
+    sw, bk = args.swarming_namespace, "|".join(args.backup_namespaces)
     return {"groups": [{"name": "rack", "rules": [
         _alert("TargetDown", "up == 0", "5m",
                "{{ $labels.job }} target {{ $labels.instance }} on {{ $labels.cluster }} has been down for 5 minutes."),
@@ -152,13 +152,13 @@ def alert_rules(args: PrometheusArgs) -> dict:
                f'- kube_daemonset_status_number_available{{namespace="{sw}"}} > 0', "30m",
                "{{ $value }} Pis on {{ $labels.cluster }} have had no available swarming bot for 30 minutes."),
         _alert("BackupStale",
-               f'time() - kube_cronjob_status_last_successful_time{{namespace="{bk}"}} > {args.backup_max_age_hours * 3600}',
+               f'time() - kube_cronjob_status_last_successful_time{{namespace=~"{bk}"}} > {args.backup_max_age_hours * 3600}',
                "10m", f"The last good {{{{ $labels.cronjob }}}} run on {{{{ $labels.cluster }}}} is older than "
                       f"{args.backup_max_age_hours} hours."),
-        _alert("BackupFailed", f'kube_job_status_failed{{namespace="{bk}"}} > 0 and on (job_name) '
-                               f'(time() - kube_job_status_start_time{{namespace="{bk}"}} < 86400)', "0m",
+        _alert("BackupFailed", f'kube_job_status_failed{{namespace=~"{bk}"}} > 0 and on (job_name) '
+                               f'(time() - kube_job_status_start_time{{namespace=~"{bk}"}} < 86400)', "0m",
                "Backup job {{ $labels.job_name }} on {{ $labels.cluster }} failed; see kubectl -n "
-               f"{bk} logs job/{{{{ $labels.job_name }}}}."),
+               "{{ $labels.namespace }} logs job/{{ $labels.job_name }}."),
         _alert("TooManyGoRoutines", "go_goroutines > 3000", "5m",
                "{{ $labels.job }} {{ $labels.instance }} on {{ $labels.cluster }} runs over 3000 goroutines."),
         _alert("TooManyOpenFDs", "process_open_fds > 5000", "5m",
@@ -207,4 +207,5 @@ class Prometheus(pulumi.ComponentResource):
         NodeExporter(f"{name}-node-exporter", NodeExporterArgs(kit=kit, image=args.node_exporter_image), child)
         KubeStateMetrics(f"{name}-kube-state-metrics",
                          KubeStateMetricsArgs(kit=kit, image=args.kube_state_metrics_image), child)
+        self.footprint = kit.footprint
         self.register_outputs({"url": kit.service_url("prometheus", PORT)})

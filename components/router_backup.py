@@ -70,4 +70,5 @@ class RouterBackup(pulumi.ComponentResource):
                     kube.Mount("ssh-key", "/var/secrets/ssh", secret="router-backup-ssh")),
             cpu="50m", memory="256Mi"), schedule=args.schedule, deadline_seconds=1800)
         self.max_age_hours = args.max_age_hours
+        self.footprint = kit.footprint
         self.register_outputs({"devices": [d["name"] for d in args.devices]})

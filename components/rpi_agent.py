@@ -2,8 +2,8 @@
 
 Owns, for one Pi: the memory-cgroup prerequisite (and the reboot it needs), the pinned agent
 install with its token file, and the Node's life on the server: wait for it to be Ready on
-join; drain it, uninstall the agent and delete the Node when the Pi leaves the config or is
-re-joined. The Node-side steps run on the jumphost, so a dead Pi can still be removed.
+join; keep it active, cordoned or drained as config says; drain it, uninstall the agent and
+delete the Node when the Pi leaves the config or is re-joined. The Node-side steps run on the jumphost, so a dead Pi can still be removed.
 Does not own the server, nor what runs on the Pi (that is Kubernetes' business).
 """
 
@@ -48,6 +48,8 @@ class RpiAgentArgs:
     """Key the jumphost uses to reach the Pi on removal; reaches the jumphost on stdin only."""
     rejoin: int = 0
     """Bumping it replaces every step: the old Node is deleted, then the Pi joins afresh."""
+    state: str = "active"
+    """active, cordoned or drained: applied to the Node from the jumphost."""
     ready_seconds: int = 300
     """How long to wait for the Node to become Ready after the join."""
     drain_seconds: int = 120
@@ -109,5 +111,12 @@ class RpiAgent(pulumi.ComponentResource):
             stdin=pulumi.Output.secret(args.ssh_private_key),
             triggers=rejoin, opts=after(join, replace_first=True))
 
+        # Only this Pi's state step changes when its state does; nothing else in the rack runs.
+        remote.run(
+            f"{name}-state", connection=args.jumphost_connection,
+            create=hostscripts.script("node-state", NODE_NAME=args.node_name, STATE=args.state,
+                                      STATE_LABEL=kube.STATE_LABEL, DRAIN_SECONDS=args.drain_seconds).command,
+            triggers=rejoin, opts=after(self.node))
+
         self.node_name = args.node_name
-        self.register_outputs({"nodeName": args.node_name, "address": args.address})
+        self.register_outputs({"nodeName": args.node_name, "address": args.address, "state": args.state})

@@ -39,6 +39,7 @@ SECRET_OWNERS = {
     "powerCyclePassword": "powerCycle",
     "swarmingServiceAccountKey": "swarming",
     "adbKey": "swarming",
+    "datastoreBackupServiceAccountKey": "datastoreBackup",
     "imagePullKey": None,
 }
 OPTIONAL_SECRETS = ("imagePullKey",)
@@ -53,6 +54,7 @@ PLAIN_KEYS = (
     "legacyMetadataUnit",
     "images",
     "services",
+    "guardrails",
 )
 ALL_KEYS = PLAIN_KEYS + SECRET_KEYS
 
@@ -144,6 +146,11 @@ class Rpi:
     """Pinned SSH host key (authorized_keys format); None means the key is not checked."""
     rejoin: int = 0
     """Bump to re-join a re-flashed Pi: its Node is deleted and k3s installed afresh."""
+    state: str = "active"
+    """active; cordoned (no new pods); drained (pods evicted, unschedulable)."""
+
+
+PI_STATES = ("active", "cordoned", "drained")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,6 +179,8 @@ class Settings:
     """Per service: enabled, and the options the stack set (component Args hold the defaults)."""
     secrets: Mapping[str, Secret] = field(default_factory=dict, repr=False)
     """Service secrets that are set, by config key."""
+    guardrails: "Service" = None
+    """Admission policies: enabled, and the allowlist additions the stack set."""
 
     def enabled(self, service: str) -> bool:
         return self.services[service].enabled
@@ -313,18 +322,22 @@ def _jumphost(p: _Problems, raw: Any) -> Optional[Jumphost]:
     return Jumphost(name=name, address=address, lan_address=lan, user=user, port=port, host_key=host_key)
 
 
-_PI_KEYS = ("name", "address", "hostKey", "rejoin")
-_PI_OVERRIDE_KEYS = ("hostKey", "rejoin")
+_PI_KEYS = ("name", "address", "hostKey", "rejoin", "state")
+_PI_OVERRIDE_KEYS = ("hostKey", "rejoin", "state")
 _SHELF_KEYS = ("shelf", "count", "firstAddress", "start", "overrides")
 
 
 def _pi_fields(p: _Problems, path: str, obj: dict) -> Optional[dict]:
-    """hostKey and rejoin, shared by explicit entries and shelf overrides."""
+    """hostKey, rejoin and state, shared by explicit entries and shelf overrides."""
     host_key = _host_key(p, f"{path}.hostKey", obj.get("hostKey"))
     rejoin = _count(p, f"{path}.rejoin", obj["rejoin"], 0) if "rejoin" in obj else Rpi.rejoin
-    if rejoin is None or ("hostKey" in obj and host_key is None):
+    state = obj.get("state", Rpi.state)
+    if state not in PI_STATES:
+        p.add(f"{path}.state", f"expected one of {', '.join(PI_STATES)}, got {_show(state)}")
+        state = None
+    if rejoin is None or state is None or ("hostKey" in obj and host_key is None):
         return None
-    return {"host_key": host_key, "rejoin": rejoin}
+    return {"host_key": host_key, "rejoin": rejoin, "state": state}
 
 
 def _shelf(p: _Problems, path: str, obj: dict) -> list[tuple[str, Rpi]]:
@@ -335,7 +348,7 @@ def _shelf(p: _Problems, path: str, obj: dict) -> list[tuple[str, Rpi]]:
     start = _count(p, f"{path}.start", obj["start"], 0) if "start" in obj else 1
     overrides = obj.get("overrides", {})
     if not isinstance(overrides, dict):
-        p.add(f"{path}.overrides", f"expected an object of node name -> {{hostKey, rejoin}}, got {_show(overrides)}")
+        p.add(f"{path}.overrides", f"expected an object of node name -> {{hostKey, rejoin, state}}, got {_show(overrides)}")
         overrides = {}
     if None in (prefix, count, first, start):
         return []
@@ -496,15 +509,18 @@ def _check_private_key(value: str) -> Optional[str]:
 
 # ---- services -----------------------------------------------------------------------------
 
-SERVICES = ("metadata", "prometheus", "alertToPubsub", "routerBackup", "powerCycle", "nfs", "swarming")
+SERVICES = ("metadata", "prometheus", "alertToPubsub", "routerBackup", "powerCycle", "nfs", "swarming",
+            "datastoreBackup")
 
 # Upstream images, pinned here and nowhere else. Skia's own images (gcr.io/skia-public) have no
 # default: every stack pins them, since their tags come from Skia's builds.
+_CLOUD_CLI = "gcr.io/google.com/cloudsdktool/google-cloud-cli:499.0.0-slim"  # sh, python3, scp, gsutil
 DEFAULT_IMAGES = {
     "prometheus": "prom/prometheus:v2.55.1",
     "nodeExporter": "prom/node-exporter:v1.8.2",
     "kubeStateMetrics": "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0",
-    "routerBackup": "gcr.io/google.com/cloudsdktool/google-cloud-cli:499.0.0-slim",
+    "routerBackup": _CLOUD_CLI,
+    "datastoreBackup": _CLOUD_CLI,
     "nfs": "erichough/nfs-server:2.2.1",
 }
 # Image key -> the service that runs it.
@@ -518,6 +534,7 @@ IMAGE_SERVICES = {
     "powerCycle": "powerCycle",
     "nfs": "nfs",
     "swarming": "swarming",
+    "datastoreBackup": "datastoreBackup",
 }
 _IMAGE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
                     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
@@ -567,6 +584,15 @@ def _network(p: _Problems, path: str, value: Any) -> Optional[str]:
     except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError, TypeError):
         p.add(path, f"expected an IPv4 network like 192.168.1.0/24, got {_show(value)}")
         return None
+
+
+def _destination(p: _Problems, path: str, value: Any) -> Optional[str]:
+    if isinstance(value, str) and re.match(r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[A-Za-z0-9._/-]*)?$", value):
+        return value.rstrip("/")
+    if isinstance(value, str) and value.startswith("/"):
+        return _abs_path(p, path, value)
+    p.add(path, f"expected gs://BUCKET/FOLDER or an absolute path on the jumphost, got {_show(value)}")
+    return None
 
 
 def _bool(p: _Problems, path: str, value: Any) -> Optional[bool]:
@@ -660,6 +686,8 @@ SERVICE_OPTIONS: Mapping[str, Mapping[str, tuple[str, Callable]]] = {
     "nfs": {"exportPath": ("export_path", _abs_path), "subnet": ("subnet", _network)},
     "swarming": {"maxUnavailable": ("max_unavailable", _max_unavailable),
                  "terminationGraceSeconds": ("termination_grace_seconds", lambda p, path, v: _count(p, path, v, 30))},
+    "datastoreBackup": {"schedule": ("schedule", _cron), "destination": ("destination", _destination),
+                        "keep": ("keep", lambda p, path, v: _count(p, path, v, 1))},
 }
 
 
@@ -689,6 +717,44 @@ def _services(p: _Problems, raw: Any) -> dict[str, Service]:
                     options[field_name] = value
         out[name] = Service(enabled=bool(enabled), options=options)
     return out
+
+
+GUARDRAIL_OPTIONS: Mapping[str, tuple[str, Callable]] = {
+    "allowedRegistries": ("registries", lambda p, path, v: _string_list(p, path, v, _registry)),
+    "hostPaths": ("host_paths", lambda p, path, v: _string_list(p, path, v, _abs_path)),
+    "hostPathPrefixes": ("host_path_prefixes", lambda p, path, v: _string_list(p, path, v, _abs_path)),
+    "privilegedNamespaces": ("privileged_namespaces", lambda p, path, v: _string_list(p, path, v, _node_name)),
+    "hostNetworkNamespaces": ("host_network_namespaces", lambda p, path, v: _string_list(p, path, v, _node_name)),
+    "rootNamespaces": ("root_namespaces", lambda p, path, v: _string_list(p, path, v, _node_name)),
+}
+
+
+def _registry(p: _Problems, path: str, value: Any) -> Optional[str]:
+    if isinstance(value, str) and re.match(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*/$", value):
+        return value
+    p.add(path, f"expected a registry prefix ending in '/', like gcr.io/skia-public/, got {_show(value)}")
+    return None
+
+
+def _string_list(p: _Problems, path: str, value: Any, check: Callable) -> Optional[tuple]:
+    if not isinstance(value, list):
+        p.add(path, f"expected a list, got {_show(value)}")
+        return None
+    items = [check(p, f"{path}[{i}]", v) for i, v in enumerate(value)]
+    return None if None in items else tuple(items)
+
+
+def _guardrails(p: _Problems, raw: Any) -> Service:
+    path = f"{NAMESPACE}:guardrails"
+    obj = _object(p, path, raw, ("enabled",) + tuple(GUARDRAIL_OPTIONS), ()) or {}
+    enabled = _bool(p, f"{path}.enabled", obj["enabled"]) if "enabled" in obj else True
+    options = {}
+    for key, (field_name, check) in GUARDRAIL_OPTIONS.items():
+        if key in obj:
+            value = check(p, f"{path}.{key}", obj[key])
+            if value is not None:
+                options[field_name] = value
+    return Service(enabled=bool(enabled), options=options)
 
 
 def _images(p: _Problems, raw: Any, services: Mapping[str, Service]) -> dict[str, str]:
@@ -734,6 +800,7 @@ _SECRET_CHECKS: Mapping[str, Callable[[str], Optional[str]]] = {
     "powerCyclePassword": lambda v: "expected a single line" if "\n" in v.strip() else None,
     "swarmingServiceAccountKey": _check_json_key,
     "adbKey": _check_private_key,
+    "datastoreBackupServiceAccountKey": _check_json_key,
     "imagePullKey": _check_json_key,
 }
 
@@ -775,6 +842,7 @@ def parse(stack: str, raw: Mapping[str, Any], secrets: Mapping[str, Optional[str
                 p.add(f"{NAMESPACE}:rpis", f"{pi.name} has the same {what} as {NAMESPACE}:jumphost")
 
     services = _services(p, raw.get("services", {}))
+    guardrails = _guardrails(p, raw.get("guardrails", {}))
     images = _images(p, raw.get("images", {}), services)
     if rpis is not None and services["powerCycle"].enabled:
         _check_bots(p, services["powerCycle"].options, {pi.name for pi in rpis})
@@ -782,6 +850,9 @@ def parse(stack: str, raw: Mapping[str, Any], secrets: Mapping[str, Optional[str
     checked: dict[str, Secret] = {}
     for key, owner in SECRET_OWNERS.items():
         needed = owner is None or services[owner].enabled
+        if key == "datastoreBackupServiceAccountKey":
+            # Only a backup to GCS needs a key; one to a path on the jumphost does not.
+            needed = needed and services[owner].options.get("destination", "").startswith("gs://")
         if key in OPTIONAL_SECRETS and secrets.get(key) in (None, ""):
             continue
         if not needed:
@@ -794,7 +865,7 @@ def parse(stack: str, raw: Mapping[str, Any], secrets: Mapping[str, Optional[str
     return Settings(rack=stack, jumphost=jumphost, rpis=rpis, k3s_version=version,
                     install_script_url=script_url, api_server=api, cluster_cidr=cidr,
                     legacy_metadata_unit=unit, k3s_token=checked["k3sToken"],
-                    ssh_private_key=checked["sshPrivateKey"], images=images, services=services,
+                    ssh_private_key=checked["sshPrivateKey"], images=images, services=services, guardrails=guardrails,
                     secrets={k: v for k, v in checked.items() if SECRET_OWNERS[k] or k in OPTIONAL_SECRETS})
 
 

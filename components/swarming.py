@@ -72,7 +72,8 @@ class Swarming(pulumi.ComponentResource):
                     key_mount,
                     kube.Mount("oauth", OAUTH_DIR, config_map="swarming-oauth")),
             metrics_port=METRICS_PORT, cpu="100m", memory="256Mi", memory_limit="768Mi",
-            role=kube.ROLE_RPI, run_as_user=None, privileged=True,
+            role=kube.ROLE_RPI, avoid_drained=True, run_as_user=None, privileged=True,
             termination_grace_seconds=args.termination_grace_seconds),
             max_unavailable=args.max_unavailable)
+        self.footprint = kit.footprint
         self.register_outputs({})

@@ -35,6 +35,7 @@ NEEDLES = {
     "powerCyclePassword": "planted-powercycle-pw-4e4e",
     "swarmingServiceAccountKey": "planted-swarming-sa-2b9d",
     "adbKey": "planted-adb-key-6f10",
+    "datastoreBackupServiceAccountKey": "planted-k3s-backup-sa-8c8c",
     "imagePullKey": "planted-pull-sa-5d5d",
 }
 PLANTED = {
@@ -47,6 +48,7 @@ PLANTED = {
     "powerCyclePassword": NEEDLES["powerCyclePassword"],
     "swarmingServiceAccountKey": _json_key(NEEDLES["swarmingServiceAccountKey"]),
     "adbKey": _pem(NEEDLES["adbKey"]),
+    "datastoreBackupServiceAccountKey": _json_key(NEEDLES["datastoreBackupServiceAccountKey"]),
     "imagePullKey": _json_key(NEEDLES["imagePullKey"]),
 }
 

@@ -12,8 +12,9 @@ from rackctl import render
 from tests.conftest import PLANTED, stack_raw
 
 JUMPHOST_ONLY = {"metadata", "alert-to-pubsub", "prometheus", "kube-state-metrics", "power-cycle-daemon",
-                 "nfs-server", "router-backup"}
-ROOT_ALLOWED = {"swarming", "nfs-server"}
+                 "nfs-server", "router-backup", "datastore-backup"}
+PRIVILEGED = {"swarming", "nfs-server"}
+ROOT_ALLOWED = PRIVILEGED | {"datastore-backup"}
 
 
 def manifests(run):
@@ -63,14 +64,16 @@ def test_pods_are_placed_by_role_and_built_safely(run_stack):
         if name in JUMPHOST_ONLY:
             assert role == {"key": kube.ROLE_LABEL, "operator": "In", "values": ["jumphost"]}, name
         elif name == "swarming":
-            assert role == {"key": kube.ROLE_LABEL, "operator": "In", "values": ["rpi"]}
+            assert terms[0]["matchExpressions"] == [
+                {"key": kube.ROLE_LABEL, "operator": "In", "values": ["rpi"]},
+                {"key": kube.STATE_LABEL, "operator": "NotIn", "values": ["drained"]}]
         else:
             assert name == "node-exporter" and role is None and spec["tolerations"] == [{"operator": "Exists"}]
         resources = container["resources"]
         assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}, name
         security = container["securityContext"]
         if name in ROOT_ALLOWED:
-            assert security["runAsUser"] == 0 and security["privileged"] is True
+            assert security["runAsUser"] == 0 and security.get("privileged") is (True if name in PRIVILEGED else None)
         else:
             assert security["runAsNonRoot"] is True and security["runAsUser"] != 0, name
             assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}

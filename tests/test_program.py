@@ -34,7 +34,7 @@ def test_rack1_declares_the_server_and_80_agents(run_stack):
     run = run_stack("rack1")
     assert len(run.of_type("skolo:rack:K3sServer")) == 1
     assert len(run.of_type("skolo:rack:RpiAgent")) == 80
-    assert len(run.of_type(CMD)) == 4 + 80 * 4
+    assert len(run.of_type(CMD)) == 4 + 80 * 5
     assert len(run.of_type("pulumi:providers:kubernetes")) == 1
     assert run.outputs["apiServer"] == "https://192.168.1.8:6443"
     assert run.outputs["nodeNames"][:2] == ["skolo-rack1-jumphost", "skia-rpi2-rack1-shelf1-001"]
@@ -170,7 +170,7 @@ def test_rejoin_replaces_only_that_pi_delete_first(run_stack):
         for i in range(1, 5)]})
     before = {r.urn: r.inputs for r in base.resources}
     changed = sorted(r.name for r in bumped.resources if before[r.urn] != r.inputs)
-    assert changed == [f"skia-rpi2-rack2-shelf1-002-{s}" for s in ("boot", "cgroups", "join", "node")]
+    assert changed == [f"skia-rpi2-rack2-shelf1-002-{s}" for s in ("boot", "cgroups", "join", "node", "state")]
     for step in ("join", "node"):
         r = bumped.named(f"skia-rpi2-rack2-shelf1-002-{step}")
         assert r.inputs["triggers"] == [1] and r.delete_before_replace

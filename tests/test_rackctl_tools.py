@@ -34,7 +34,7 @@ def test_check_passes_the_example_stacks_and_warns_of_missing_secrets(stack_dir)
     result = rackctl("--config-dir", str(stack_dir), "check")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("rack1: ok (81 nodes, 454 resources, services: metadata, prometheus,")
+    assert lines[0].startswith("rack1: ok (81 nodes, 552 resources, services: metadata, prometheus,")
     assert lines[1].startswith("  warning: secrets not set in Pulumi.rack1.yaml: skolo:k3sToken, skolo:sshPrivateKey,")
     assert rackctl("--config-dir", str(stack_dir), "check", "--strict").returncode == 1
 
@@ -83,7 +83,7 @@ def test_push_all_dry_run_writes_nothing_and_orders_the_canary_first(stack_dir):
      "rackctl: skolo:images.swarming: expected a pinned image reference (registry/name:tag or @sha256:...; "
      "not :latest), got 'gcr.io/skia-public/rpi-swarming-client:latest'\n"),
     (("swarmng", IMAGE, "--all"), "rackctl: unknown image key 'swarmng'; keys: metadata, prometheus, nodeExporter, "
-                                  "kubeStateMetrics, alertToPubsub, routerBackup, powerCycle, nfs, swarming\n"),
+                                  "kubeStateMetrics, alertToPubsub, routerBackup, powerCycle, nfs, swarming, datastoreBackup\n"),
     (("swarming", IMAGE, "--stacks", "rack9"), "rackctl: no stack file for rack9; stacks here: rack1, rack2\n"),
     (("swarming", IMAGE), "rackctl: name the stacks with --stacks rack1,rack2, or use --all\n"),
 ])

@@ -244,11 +244,15 @@ def test_swarming_daemonset_as_the_rpi_design_describes(run_stack):
 
 
 def test_every_service_can_be_switched_off(run_stack):
-    off = {s: {"enabled": False} for s in ("metadata", "prometheus", "alertToPubsub", "routerBackup",
-                                            "powerCycle", "nfs", "swarming")}
-    run = run_stack("rack2", overrides={"services": off})
-    assert not [r for r in run.resources if r.type.startswith("kubernetes:")]
-    assert not [r for r in run.resources if r.type.startswith("skolo:services:")]
+    from components import settings
+
+    off = {s: {"enabled": False} for s in settings.SERVICES}
+    run = run_stack("rack2", overrides={"services": off, "guardrails": {"enabled": False}})
+    assert not [r for r in run.resources if r.type.startswith(("skolo:services:", "skolo:policy:Guardrails"))]
+    access = run.named("access").urn
+    for r in run.resources:
+        if r.type.startswith("kubernetes:"):
+            assert r.parent == access, r.name  # only the read-only access objects remain
 
 
 def test_swarming_without_metadata_falls_back_to_the_legacy_server(run_stack):

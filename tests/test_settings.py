@@ -200,3 +200,49 @@ def test_example_stacks_commit_no_secret_values():
     for stack in ("rack1", "rack2"):
         doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
         assert not set(doc["config"]) & {f"skolo:{k}" for k in settings.SECRET_KEYS}
+
+
+def test_every_secret_key_has_a_check_and_every_option_a_service():
+    assert set(settings._SECRET_CHECKS) == set(settings.SECRET_OWNERS)
+    assert set(settings.SERVICE_OPTIONS) == set(settings.SERVICES)
+    assert {o for o in settings.SECRET_OWNERS.values() if o} <= set(settings.SERVICES)
+
+
+def test_a_datastore_backup_to_gcs_needs_its_key_and_one_to_the_jumphost_does_not():
+    raw = stack_raw("rack2")
+    raw["services"]["datastoreBackup"] = {"destination": "gs://skia-backups/k3s/rack2"}
+    without = {k: v for k, v in PLANTED.items() if k != "datastoreBackupServiceAccountKey"}
+    assert problems(raw, secrets=without) == [
+        "skolo:datastoreBackupServiceAccountKey: missing; set it with: pulumi config set --secret "
+        "skolo:datastoreBackupServiceAccountKey (README: taking a rack live)"]
+    raw["services"]["datastoreBackup"] = {"destination": "/var/backups/k3s"}
+    assert parse(raw, secrets=without).services["datastoreBackup"].options == {"destination": "/var/backups/k3s"}
+
+
+def test_pi_state_in_explicit_entries_and_shelf_overrides():
+    raw = stack_raw("rack2")
+    raw["rpis"][1]["state"] = "drained"
+    raw["rpis"].append({"shelf": "s", "count": 2, "firstAddress": "192.168.1.50",
+                        "overrides": {"s-002": {"state": "cordoned"}}})
+    raw["services"] = {"powerCycle": {"enabled": False}}
+    s = parse(raw)
+    assert [(p.name, p.state) for p in s.rpis] == [
+        ("skia-rpi2-rack2-shelf1-001", "active"), ("skia-rpi2-rack2-shelf1-002", "drained"),
+        ("skia-rpi2-rack2-shelf1-003", "active"), ("skia-rpi2-rack2-shelf1-004", "active"),
+        ("s-001", "active"), ("s-002", "cordoned")]
+    raw["rpis"][0]["state"] = "offline"
+    assert problems(raw) == ["skolo:rpis[0].state: expected one of active, cordoned, drained, got 'offline'"]
+
+
+def test_guardrails_settings():
+    raw = stack_raw("rack2")
+    raw["guardrails"] = {"allowedRegistries": ["gcr.io/skia-public/", "us-docker.pkg.dev/skia/"],
+                         "rootNamespaces": ["debug"]}
+    g = parse(raw).guardrails
+    assert g.enabled and g.options == {"registries": ("gcr.io/skia-public/", "us-docker.pkg.dev/skia/"),
+                                       "root_namespaces": ("debug",)}
+    raw["guardrails"] = {"allowedRegistries": ["gcr.io/skia-public"], "hostPaths": ["etc"]}
+    assert problems(raw) == [
+        "skolo:guardrails.allowedRegistries[0]: expected a registry prefix ending in '/', like gcr.io/skia-public/, "
+        "got 'gcr.io/skia-public'",
+        "skolo:guardrails.hostPaths[0]: expected an absolute path without '..' or spaces, got 'etc'"]
