@@ -103,7 +103,7 @@ def test_secrets_only_in_secrets(run_stack):
     secrets = [r for r in run.of_type("kubernetes:core/v1:Secret")]
     assert {r.inputs["metadata"]["name"] for r in secrets} == {
         "metadata-sa", "alert-to-pubsub-sa", "router-backup-sa", "router-backup-ssh", "power-cycle",
-        "swarming-sa", "swarming-adb", "image-pull"}
+        "swarming-sa", "swarming-adb", "image-pull", "datastore-backup-sa"}
     assert all("stringData" in r.secret_inputs for r in secrets)
 
 
