@@ -261,3 +261,20 @@ def test_an_unreachable_pi_fails_alone_fast_and_is_still_removed(rack, declare):
     assert (f"skolo[{PIS[0]}]: could not reach {dead.address} to uninstall k3s; re-image the Pi before it "
             "comes back") in removed.stderr
     assert not rack.jumphost.file(f"{hosts.STATE}/nodes/{PIS[0]}").exists()
+
+
+@pytest.mark.parametrize("state, calls", [
+    ("cordoned", ["cordon {n}"]),
+    ("drained", ["cordon {n}", "drain {n} --ignore-daemonsets --delete-emptydir-data --force --timeout=120s"]),
+    ("active", ["uncordon {n}"]),
+])
+def test_node_state_is_applied_on_the_jumphost(rack, declare, state, calls):
+    jh = rack.jumphost
+    ok(rack.run(declare().named("rack2-install")))
+    rack.on(jh, f"mkdir -p {hosts.STATE}/nodes && echo True > {hosts.STATE}/nodes/{PIS[1]}")
+    pis = [{"name": name, "address": pi.address, "hostKey": pi.host_key_pub, **({"state": state} if name == PIS[1] else {})}
+           for name, pi in zip(PIS, rack.pis)]
+    out = ok(rack.run(declare(rpis=pis).named(f"{PIS[1]}-state")))
+    assert out.stdout.strip().endswith(f"skolo[{PIS[1]}]: {state}")
+    assert jh.log("kubectl") == [f"label node {PIS[1]} skolo.skia.org/state={state} --overwrite"] + [
+        c.format(n=PIS[1]) for c in calls]

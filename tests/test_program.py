@@ -207,3 +207,23 @@ def test_rewrite_kubeconfig_error_never_quotes_the_file():
     assert "SECRETKEYMATERIAL" not in str(e.value)
     assert str(e.value) == ("/etc/rancher/k3s/k3s.yaml on the jumphost is not a k3s kubeconfig "
                             "(expected clusters, contexts and users); contents not shown")
+
+
+def _with_state(name: str, state: str) -> dict:
+    return {"rpis": [{"name": f"skia-rpi2-rack2-shelf1-00{i}", "address": f"192.168.1.10{i}",
+                      **({"state": state} if f"skia-rpi2-rack2-shelf1-00{i}" == name else {})}
+                     for i in range(1, 5)]}
+
+
+@pytest.mark.parametrize("state", ["cordoned", "drained", "active"])
+def test_changing_one_pis_state_changes_only_its_state_step(run_stack, state):
+    base = run_stack("rack2", overrides=_with_state("skia-rpi2-rack2-shelf1-003", "cordoned" if state == "active" else "active"))
+    changed = run_stack("rack2", overrides=_with_state("skia-rpi2-rack2-shelf1-003", state))
+    before = {r.urn: r.inputs for r in base.resources}
+    assert [r.name for r in changed.resources if before[r.urn] != r.inputs] == ["skia-rpi2-rack2-shelf1-003-state"]
+    step = changed.named("skia-rpi2-rack2-shelf1-003-state")
+    assert params(script_of(step)) == {"NODE_NAME": "skia-rpi2-rack2-shelf1-003", "STATE": state,
+                                       "STATE_LABEL": "skolo.skia.org/state", "DRAIN_SECONDS": "120"}
+    assert step.inputs["connection"]["host"] == "192.168.1.8"
+    assert changed.named("skia-rpi2-rack2-shelf1-003-node").urn in step.dependencies
+    assert not step.delete_before_replace and "delete" not in step.inputs
