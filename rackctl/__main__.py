@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).
   diff [BASE] [HEAD]    what a change does to every rack: a diff of two renders (offline)
   attach STACK [-- CMD] a shell whose kubectl talks to one rack, through an SSH tunnel
   push SERVICE IMAGE    pin a new image in the stack files and roll it out, canary first
+  observer STACK        a read-only kubeconfig (short-lived token) for one rack
   stacks                the stacks in canary order (smallest rack first)
 """
 
@@ -73,6 +75,16 @@ def _push(args: argparse.Namespace) -> int:
         raise push.PushError("name the stacks with --stacks rack1,rack2, or use --all")
     names = program.stacks(config_dir) if args.all else args.stacks.split(",")
     return push.push(args.service, args.image, names, config_dir, args.dry_run, args.up)
+
+
+def _observer(args: argparse.Namespace) -> int:
+    from rackctl import observer
+
+    admin = args.kubeconfig or os.environ.get("KUBECONFIG")
+    if not admin:
+        raise observer.ObserverError("no admin kubeconfig: pass --kubeconfig, or run inside rackctl attach")
+    print(observer.observer(args.stack, Path(args.out), admin, args.duration, _config_dir(args)))
+    return 0
 
 
 def _stacks(args: argparse.Namespace) -> int:
@@ -142,6 +154,17 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--up", action="store_true", help="run the pulumi up commands")
     u.set_defaults(func=_push)
 
+    o = sub.add_parser("observer", help="write a read-only kubeconfig for one rack",
+                       description="Mint a short-lived token for the rack's observer ServiceAccount (kubectl create "
+                                   "token, through an admin kubeconfig: --kubeconfig or $KUBECONFIG, e.g. inside "
+                                   "`rackctl attach STACK -- ...`) and write a 0600 kubeconfig around it that points at "
+                                   "the stack's API server. It can read the rack, never its Secrets.")
+    o.add_argument("stack")
+    o.add_argument("--out", required=True, help="where to write the kubeconfig (0600)")
+    o.add_argument("--kubeconfig", help="admin kubeconfig (default: $KUBECONFIG)")
+    o.add_argument("--duration", default="8h", help="token lifetime, e.g. 8h or 30m (default 8h)")
+    o.set_defaults(func=_observer)
+
     s = sub.add_parser("stacks", help="the stacks in canary order (smallest rack first)")
     s.add_argument("--json", action="store_true", help="as a JSON list (for CI matrices)")
     s.set_defaults(func=_stacks)
@@ -162,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     args.command = trailing
     from rackctl.attach import AttachError
     from rackctl.diff import DiffError
+    from rackctl.observer import ObserverError
     from rackctl.push import PushError
 
     try:
         return args.func(args)
-    except (ConfigError, program.StackFileError, AttachError, DiffError, PushError) as e:
+    except (ConfigError, program.StackFileError, AttachError, DiffError, PushError, ObserverError) as e:
         print(f"rackctl: {e}", file=sys.stderr)
         return 2
 

@@ -195,3 +195,56 @@ def test_deploy_runs_the_canary_first_one_stack_at_a_time():
         assert jobs[job]["concurrency"]["cancel-in-progress"] is False
         assert jobs[job]["runs-on"] == ["self-hosted", "skolo-lab"]
     assert deploy["env"]["PULUMI_CONTINUE_ON_ERROR"] == "true"
+
+
+# --- observer -------------------------------------------------------------------------------
+
+STAND_IN_KUBECTL = """#!/bin/sh
+# STAND-IN kubectl: records its arguments and answers `create token` like the API server would.
+echo "$*" >> "$STANDIN_LOG"
+echo "eyJstand-in-observer-token"
+"""
+
+
+def test_observer_writes_a_read_only_kubeconfig_around_a_short_lived_token(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(STAND_IN_KUBECTL)
+    (bin_dir / "kubectl").chmod(0o755)
+    admin = tmp_path / "admin"
+    from rackctl.program import STAND_IN_KUBECONFIG
+    admin.write_text(STAND_IN_KUBECONFIG)
+    out = tmp_path / "rack2-observer"
+    import os
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", STANDIN_LOG=str(tmp_path / "log"),
+               KUBECONFIG=str(admin))
+    result = subprocess.run([sys.executable, "-m", "rackctl", "observer", "rack2", "--out", str(out)],
+                            cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"wrote a read-only kubeconfig for rack2 to {out} (valid 8h; context rack2-observer)\n"
+    assert "stand-in-observer-token" not in result.stdout + result.stderr
+    assert (tmp_path / "log").read_text() == f"--kubeconfig {admin} create token observer -n skolo-access --duration=8h\n"
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    import yaml
+    config = yaml.safe_load(out.read_text())
+    assert config["current-context"] == "rack2-observer"
+    assert config["clusters"] == [{"name": "rack2", "cluster": {"server": "https://127.0.0.1:6442",
+                                                               "certificate-authority-data": "c3RhbmQtaW4tY2E="}}]
+    assert config["users"] == [{"name": "rack2-observer", "user": {"token": "eyJstand-in-observer-token"}}]
+
+
+def test_observer_role_reads_but_never_secrets(run_stack):
+    run = run_stack("rack2")
+    role = next(r for r in run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+                if r.inputs["metadata"]["name"] == "skolo:skolo-access:observer")
+    rules = role.inputs["rules"]
+    assert {v for rule in rules for v in rule["verbs"]} == {"get", "list", "watch"}
+    core = next(rule for rule in rules if rule["apiGroups"] == [""])
+    assert "secrets" not in core["resources"] and "pods/log" in core["resources"]
+    assert all(rule["resources"] == ["*"] for rule in rules if rule["apiGroups"] != [""])
+    bindings = {r.inputs["metadata"]["name"]: r.inputs["subjects"]
+                for r in run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")}
+    assert bindings["skolo:observers"] == [{"kind": "Group", "name": "skolo:observers",
+                                            "apiGroup": "rbac.authorization.k8s.io"}]
+    assert bindings["skolo:skolo-access:observer"] == [{"kind": "ServiceAccount", "name": "observer",
+                                                        "namespace": "skolo-access"}]
