@@ -4,7 +4,7 @@ Toolforge's admin pages record that "the etcd cluster is not currently backed up
 k3s keeps its whole state in SQLite under /var/lib/rancher/k3s/server/db; with the server
 token beside it, that is what a replacement jumphost needs to take over the rack (README,
 "Swapping a jumphost"). Owns the k3s-backup namespace: a CronJob on the jumphost that reads
-the server directory read-only (as root: the files are root's) and writes to GCS or to a
+the server directory and the node password read-only (as root: the files are root's) and writes to GCS or to a
 directory on the jumphost, keeping the newest `keep`. A stale or failed run alerts.
 """
 
@@ -21,6 +21,7 @@ from components import kube
 
 SCRIPT = Path(__file__).parent / "scripts" / "pod" / "datastore-backup.sh"
 SERVER_DIR = "/var/lib/rancher/k3s/server"
+NODE_DIR = "/etc/rancher/node"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,9 +52,11 @@ class DatastoreBackup(pulumi.ComponentResource):
         kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
         kit.config_map("datastore-backup", {"backup.sh": SCRIPT.read_text()})
         env = {"RACK": args.rack, "DESTINATION": args.destination, "KEEP": str(args.keep), "SERVER_DIR": "/server",
+               "NODE_DIR": "/node",
                "HOME": "/tmp", "CLOUDSDK_CONFIG": "/tmp/gcloud"}
         mounts = [kube.Mount("script", "/etc/datastore-backup", config_map="datastore-backup"),
-                  kube.Mount("server", "/server", host_path=SERVER_DIR, host_path_type="Directory")]
+                  kube.Mount("server", "/server", host_path=SERVER_DIR, host_path_type="Directory"),
+                  kube.Mount("node", "/node", host_path=NODE_DIR, host_path_type="Directory")]
         if args.destination.startswith("gs://"):
             key_env, key_mount = kit.google_key("datastore-backup-sa", args.service_account_key)
             env.update(key_env)

@@ -50,6 +50,7 @@ def test_cronjob_reads_the_server_directory_as_root_on_the_jumphost(run_stack):
     c = pod["containers"][0]
     assert {"name": "server", "hostPath": {"path": "/var/lib/rancher/k3s/server", "type": "Directory"}} in pod["volumes"]
     assert {"name": "server", "mountPath": "/server", "readOnly": True} in c["volumeMounts"]
+    assert {"name": "node", "hostPath": {"path": "/etc/rancher/node", "type": "Directory"}} in pod["volumes"]
     assert {"name": "destination", "hostPath": {"path": "/var/backups/skolo-k3s", "type": "DirectoryOrCreate"}} in pod["volumes"]
     assert c["securityContext"]["runAsUser"] == 0
     assert pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
@@ -80,6 +81,8 @@ def live_server(tmp_path):
     server = tmp_path / "server"
     (server / "db").mkdir(parents=True)
     (server / "token").write_text("K10stand-in-ca-hash::server:stand-in-token\n")
+    (tmp_path / "node").mkdir()
+    (tmp_path / "node" / "password").write_text("stand-in-node-password\n")
     db = sqlite3.connect(server / "db" / "state.db")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE kine (id INTEGER PRIMARY KEY, name TEXT, value BLOB)")
@@ -97,18 +100,19 @@ def _run(script: Path, server: Path, destination: str, tmp_path: Path) -> subpro
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     env = dict(os.environ, RACK="rack2", DESTINATION=destination, KEEP="2", SERVER_DIR=str(server),
+               NODE_DIR=str(server.parent / "node"),
                GOOGLE_APPLICATION_CREDENTIALS="/dev/null", STANDIN_GCS=str(tmp_path / "gcs"),
                STANDIN_LOG=str(tmp_path / "standin.log"),
                PATH=f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}")
     return subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True)
 
 
-def _restore(archive: Path, tmp_path: Path) -> tuple[list[str], str]:
+def _restore(archive: Path, tmp_path: Path) -> tuple[list[str], str, str]:
     with tarfile.open(archive) as tar:
         tar.extractall(tmp_path / "restore", filter="data")
     (folder,) = (tmp_path / "restore").iterdir()
     rows = [r[0] for r in sqlite3.connect(folder / "state.db").execute("SELECT name FROM kine ORDER BY id")]
-    return rows, (folder / "token").read_text()
+    return rows, (folder / "token").read_text(), (folder / "node-password").read_text()
 
 
 @pytest.mark.parametrize("where", ["directory", "gcs"])
@@ -125,9 +129,10 @@ def test_backups_restore_and_only_the_newest_are_kept(run_stack, live_server, tm
     archives = sorted(stored.glob("rack2-k3s-*.tar.gz"))
     assert len(archives) == 2
     assert oct(archives[-1].stat().st_mode & 0o777) == "0o600" or where == "gcs"
-    rows, token = _restore(archives[-1], tmp_path)
+    rows, token, node_password = _restore(archives[-1], tmp_path)
     assert rows == [f"/registry/minions/skia-rpi2-rack2-shelf1-00{i}" for i in range(1, 5)]
     assert token == "K10stand-in-ca-hash::server:stand-in-token\n"
+    assert node_password == "stand-in-node-password\n"
     if where == "gcs":
         log = (tmp_path / "standin.log").read_text()
         assert "gcloud auth activate-service-account --key-file=/dev/null --quiet" in log

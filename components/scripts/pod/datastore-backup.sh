@@ -1,10 +1,11 @@
 #!/bin/sh
 # Runs in the datastore-backup CronJob (not on a host): a consistent copy of the k3s SQLite
-# datastore (SQLite's online backup, safe while k3s writes) and the server token, as
+# datastore (SQLite's online backup, safe while k3s writes), the server token and the
+# jumphost's node password (without it a restored server rejects its own node), as
 # $RACK-k3s-<date>.tar.gz in $DESTINATION (gs://BUCKET/FOLDER or a directory), keeping the
 # newest $KEEP. Restoring them onto a replacement jumphost: README, "Swapping a jumphost".
 set -eu
-: "${RACK:?}" "${DESTINATION:?}" "${KEEP:?}" "${SERVER_DIR:?}"
+: "${RACK:?}" "${DESTINATION:?}" "${KEEP:?}" "${SERVER_DIR:?}" "${NODE_DIR:?}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 name="$RACK-k3s-$(date -u +%Y-%m-%dT%H-%M-%SZ)"
@@ -20,6 +21,7 @@ target.close()
 source.close()
 PYTHON
 cp "$SERVER_DIR/token" "$work/$name/token"
+cp "$NODE_DIR/password" "$work/$name/node-password"
 umask 077
 tar -C "$work" -czf "$work/$name.tar.gz" "$name"
 case "$DESTINATION" in
