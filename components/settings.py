@@ -701,22 +701,21 @@ def _services(p: _Problems, raw: Any) -> dict[str, Service]:
             hint = difflib.get_close_matches(name, SERVICES, n=1)
             p.add(f"{path}.{name}", f"unknown service" + (f" (did you mean {hint[0]}?)" if hint else
                                                          f"; services: {', '.join(SERVICES)}"))
-    out = {}
-    for name in SERVICES:
-        spath = f"{path}.{name}"
-        entry = raw.get(name, {})
-        spec = SERVICE_OPTIONS[name]
-        if _object(p, spath, entry, ("enabled",) + tuple(spec), ()) is None:
-            entry = {}
-        enabled = _bool(p, f"{spath}.enabled", entry["enabled"]) if "enabled" in entry else True
-        options = {}
-        for key, (field_name, check) in spec.items():
-            if key in entry:
-                value = check(p, f"{spath}.{key}", entry[key])
-                if value is not None:
-                    options[field_name] = value
-        out[name] = Service(enabled=bool(enabled), options=options)
-    return out
+    return {name: _switchable(p, f"{path}.{name}", raw.get(name, {}), SERVICE_OPTIONS[name]) for name in SERVICES}
+
+
+def _switchable(p: _Problems, path: str, raw: Any, spec: Mapping[str, tuple[str, Callable]]) -> Service:
+    """`{enabled, <option>...}` -> Service: on unless switched off, with the options that were set,
+    under their Args field names (the Args hold the defaults)."""
+    entry = _object(p, path, raw, ("enabled",) + tuple(spec), ()) or {}
+    enabled = _bool(p, f"{path}.enabled", entry["enabled"]) if "enabled" in entry else True
+    options = {}
+    for key, (field_name, check) in spec.items():
+        if key in entry:
+            value = check(p, f"{path}.{key}", entry[key])
+            if value is not None:
+                options[field_name] = value
+    return Service(enabled=bool(enabled), options=options)
 
 
 GUARDRAIL_OPTIONS: Mapping[str, tuple[str, Callable]] = {
@@ -742,19 +741,6 @@ def _string_list(p: _Problems, path: str, value: Any, check: Callable) -> Option
         return None
     items = [check(p, f"{path}[{i}]", v) for i, v in enumerate(value)]
     return None if None in items else tuple(items)
-
-
-def _guardrails(p: _Problems, raw: Any) -> Service:
-    path = f"{NAMESPACE}:guardrails"
-    obj = _object(p, path, raw, ("enabled",) + tuple(GUARDRAIL_OPTIONS), ()) or {}
-    enabled = _bool(p, f"{path}.enabled", obj["enabled"]) if "enabled" in obj else True
-    options = {}
-    for key, (field_name, check) in GUARDRAIL_OPTIONS.items():
-        if key in obj:
-            value = check(p, f"{path}.{key}", obj[key])
-            if value is not None:
-                options[field_name] = value
-    return Service(enabled=bool(enabled), options=options)
 
 
 def _images(p: _Problems, raw: Any, services: Mapping[str, Service]) -> dict[str, str]:
@@ -842,7 +828,7 @@ def parse(stack: str, raw: Mapping[str, Any], secrets: Mapping[str, Optional[str
                 p.add(f"{NAMESPACE}:rpis", f"{pi.name} has the same {what} as {NAMESPACE}:jumphost")
 
     services = _services(p, raw.get("services", {}))
-    guardrails = _guardrails(p, raw.get("guardrails", {}))
+    guardrails = _switchable(p, f"{NAMESPACE}:guardrails", raw.get("guardrails", {}), GUARDRAIL_OPTIONS)
     images = _images(p, raw.get("images", {}), services)
     if rpis is not None and services["powerCycle"].enabled:
         _check_bots(p, services["powerCycle"].options, {pi.name for pi in rpis})

@@ -43,6 +43,18 @@ def prerequisites() -> Optional[str]:
     return None
 
 
+def require(what: str) -> None:
+    """Skip the calling test module, saying why, when the hosts cannot run here; in CI (where
+    they must run) fail instead."""
+    import pytest
+
+    why = prerequisites()
+    if why and os.environ.get("CI"):
+        raise RuntimeError(f"{what} cannot run in CI: {why}")
+    if why:
+        pytest.skip(f"{what} skipped: {why}", allow_module_level=True)
+
+
 def _run(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw)
 

@@ -6,7 +6,6 @@ Needs root (network and mount namespaces), which CI has; skipped with the reason
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -16,11 +15,7 @@ from tests.conftest import NEEDLES, PLANTED
 
 pytestmark = pytest.mark.hosts
 
-WHY = hosts.prerequisites()
-if WHY and os.environ.get("CI"):
-    raise RuntimeError(f"the SSH host tests cannot run in CI: {WHY}")
-if WHY:
-    pytest.skip(f"SSH host tests skipped: {WHY}", allow_module_level=True)
+hosts.require("the SSH host tests")
 
 SECRETS = (NEEDLES["k3sToken"],)
 VERSION, NEWER, OLDER = "v1.31.6+k3s1", "v1.31.7+k3s1", "v1.30.10+k3s1"

@@ -21,11 +21,7 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.hosts
 
-WHY = hosts.prerequisites()
-if WHY and os.environ.get("CI"):
-    raise RuntimeError(f"the attach tests cannot run in CI: {WHY}")
-if WHY:
-    pytest.skip(f"attach tests skipped: {WHY}", allow_module_level=True)
+hosts.require("the attach tests")
 
 STAND_IN_API = """
 import socket
