@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -275,7 +276,7 @@ def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False
         served.mkdir()
         shutil.copy2(STANDINS / "install.sh", served / "install.sh")
         rack.processes.append(subprocess.Popen(
-            ["ip", "netns", "exec", jh, "python3", "-m", "http.server", "--bind", jumphost.address,
+            ["ip", "netns", "exec", jh, sys.executable, "-m", "http.server", "--bind", jumphost.address,
              "--directory", str(served), str(HTTP_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for host in [jumphost, *rack.pis]:
             host.root.mkdir()
