@@ -20,7 +20,7 @@ kube-system is not bound: k3s's own pods (traefik, svclb, coredns, local-path) l
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import pulumi

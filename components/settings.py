@@ -699,7 +699,7 @@ def _services(p: _Problems, raw: Any) -> dict[str, Service]:
     for name in raw:
         if name not in SERVICES:
             hint = difflib.get_close_matches(name, SERVICES, n=1)
-            p.add(f"{path}.{name}", f"unknown service" + (f" (did you mean {hint[0]}?)" if hint else
+            p.add(f"{path}.{name}", "unknown service" + (f" (did you mean {hint[0]}?)" if hint else
                                                          f"; services: {', '.join(SERVICES)}"))
     return {name: _switchable(p, f"{path}.{name}", raw.get(name, {}), SERVICE_OPTIONS[name]) for name in SERVICES}
 
@@ -807,7 +807,7 @@ def parse(stack: str, raw: Mapping[str, Any], secrets: Mapping[str, Optional[str
             p.add(f"{NAMESPACE}:{key}", f"unknown key{fix}")
     for key in PLAIN_KEYS:
         if key not in raw and key in ("jumphost", "rpis", "k3sVersion"):
-            p.add(f"{NAMESPACE}:{key}", f"missing; this key is required (see Pulumi.rack1.yaml)")
+            p.add(f"{NAMESPACE}:{key}", "missing; this key is required (see Pulumi.rack1.yaml)")
 
     jumphost = _jumphost(p, raw["jumphost"]) if "jumphost" in raw else None
     rpis = _rpis(p, raw["rpis"]) if "rpis" in raw else None
@@ -822,7 +822,7 @@ def parse(stack: str, raw: Mapping[str, Any], secrets: Mapping[str, Optional[str
     cidr = _cluster_cidr(p, raw.get("clusterCidr"), node_count, jumphost.lan_address if jumphost else None)
     unit = _unit(p, raw.get("legacyMetadataUnit", ""))
     if jumphost is not None and rpis:
-        for i, pi in enumerate(rpis):
+        for pi in rpis:
             if pi.name == jumphost.name or pi.address == jumphost.lan_address:
                 what = "name" if pi.name == jumphost.name else "address"
                 p.add(f"{NAMESPACE}:rpis", f"{pi.name} has the same {what} as {NAMESPACE}:jumphost")

@@ -53,7 +53,7 @@ def _diff(args: argparse.Namespace) -> int:
     if args.changed_stacks:
         print(json.dumps([d.stack for d in diffs if not d.empty]))
     elif args.format == "markdown":
-        print(diff.as_markdown(diffs, f"What this change does to the racks (rackctl diff)"))
+        print(diff.as_markdown(diffs, "What this change does to the racks (rackctl diff)"))
     else:
         print(diff.as_text(diffs), end="")
     if any(d.error for d in diffs):

@@ -139,12 +139,12 @@ def run(repo: Path, base: Optional[str], head: Optional[str]) -> list[StackDiff]
         work = Path(tmp)
         export(repo, base, work / "base")
         export(repo, head, work / "head")
-        base_errors = render_tree(work / "base", work / "base-out")
+        # A stack the base cannot render (say, a revision older than its config) shows as added
+        # in full; one the change breaks is an error.
+        render_tree(work / "base", work / "base-out")
         head_errors = render_tree(work / "head", work / "head-out")
         (work / "base-out").mkdir(exist_ok=True)
         (work / "head-out").mkdir(exist_ok=True)
-        # A stack the base could not render (say, older than its config) shows in full;
-        # one the change breaks is an error.
         return compare(work / "base-out", work / "head-out", head_errors)
 
 

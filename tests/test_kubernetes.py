@@ -36,7 +36,7 @@ def test_every_object_validates_strictly_against_the_k3s_schema(run_stack, stack
     run = run_stack(stack)
     objects = manifests(run)
     assert len(objects) >= 40
-    for resource, obj in objects:
+    for _, obj in objects:
         kubernetes_validate.validate(obj, f"{version}.0", strict=True)
 
 
@@ -51,7 +51,7 @@ def test_an_invalid_object_is_caught_by_the_same_check():
 def test_pods_are_placed_by_role_and_built_safely(run_stack):
     run = run_stack("rack1")
     seen = set()
-    for resource, obj in manifests(run):
+    for _, obj in manifests(run):
         spec = pod_spec(obj)
         if spec is None:
             continue
@@ -86,7 +86,7 @@ def test_pods_are_placed_by_role_and_built_safely(run_stack):
 def test_services_with_health_endpoints_have_probes(run_stack):
     run = run_stack("rack2")
     probed = {}
-    for resource, obj in manifests(run):
+    for _, obj in manifests(run):
         spec = pod_spec(obj)
         if spec:
             c = spec["containers"][0]

@@ -5,7 +5,6 @@ both are gone after the command ends, also on Ctrl-C. Needs root (namespaces), a
 from __future__ import annotations
 
 import glob
-import os
 import shutil
 import signal
 import subprocess
@@ -82,7 +81,7 @@ def lab(tmp_path):
 def attach(rack, config, *command, popen=False):
     args = ["ip", "netns", "exec", rack.workstation, sys.executable, "-m", "rackctl", "--config-dir", str(config),
             "attach", "lab", "--kubeconfig", str(rack.tmp / "kubeconfig"),
-            f"--ssh-option=-i", f"--ssh-option={rack.user_key}",
+            "--ssh-option=-i", f"--ssh-option={rack.user_key}",
             "--ssh-option=-o", f"--ssh-option=UserKnownHostsFile={rack.known_hosts}",
             "--ssh-option=-o", "--ssh-option=StrictHostKeyChecking=yes", "--", *command]
     if popen:
