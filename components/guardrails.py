@@ -137,7 +137,8 @@ class Guardrails(pulumi.ComponentResource):
         super().__init__("skolo:policy:Guardrails", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         a = k8s.admissionregistration.v1
-        for policy_name, spec in policies(args).items():
+        declared = policies(args)
+        for policy_name, spec in declared.items():
             policy = a.ValidatingAdmissionPolicy(
                 f"vap-{policy_name}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=policy_name, labels={kube.PART_OF_LABEL: "skolo"}),
@@ -157,4 +158,4 @@ class Guardrails(pulumi.ComponentResource):
                         match_expressions=[k8s.meta.v1.LabelSelectorRequirementArgs(
                             key="kubernetes.io/metadata.name", operator="NotIn", values=list(EXEMPT_NAMESPACES))]))),
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[policy])))
-        self.register_outputs({"policies": sorted(policies(args))})
+        self.register_outputs({"policies": sorted(declared)})

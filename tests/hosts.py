@@ -274,7 +274,11 @@ def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False
                                  memory_cgroup=memory_cgroup[i % len(memory_cgroup)]))
         served = tmp / "served"
         served.mkdir()
-        shutil.copy2(STANDINS / "install.sh", served / "install.sh")
+        # The same stand-in kubeconfig the mock runtime hands the program (rackctl/program.py).
+        from rackctl.program import STAND_IN_KUBECONFIG
+
+        installer = (STANDINS / "install.sh").read_text()
+        (served / "install.sh").write_text(installer.replace("__STAND_IN_KUBECONFIG__\n", STAND_IN_KUBECONFIG))
         rack.processes.append(subprocess.Popen(
             ["ip", "netns", "exec", jh, sys.executable, "-m", "http.server", "--bind", jumphost.address,
              "--directory", str(served), str(HTTP_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
