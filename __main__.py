@@ -36,7 +36,7 @@ server = K3sServer(rack.rack, K3sServerArgs(
     node_name=jumphost.name,
     connection=jumphost_ssh,
     k3s_version=rack.k3s_version,
-    install_script_url=rack.install_script_url,
+    install_script_url=rack.k3s_install_script_url,
     token=token,
     tls_sans=tuple(dict.fromkeys([jumphost.address, jumphost.lan_address, jumphost.name])),
     cluster_cidr=rack.cluster_cidr,
@@ -54,7 +54,7 @@ agents = [
         host_key=pi.host_key,
         user=jumphost.user,
         k3s_version=rack.k3s_version,
-        install_script_url=rack.install_script_url,
+        install_script_url=rack.k3s_install_script_url,
         server_url=f"https://{jumphost.lan_address}:6443",
         token=token,
         ssh_private_key=ssh_key,
@@ -77,49 +77,49 @@ declared = []  # every service component, for the admission policies' allowlists
 metadata = alerting = backup = None
 if rack.enabled("metadata"):
     metadata = Metadata("metadata", MetadataArgs(
-        image=images["metadata"], service_account_key=secret["metadataServiceAccountKey"],
-        **common, **services["metadata"].options))
+        image=images.metadata, service_account_key=secret["metadataServiceAccountKey"],
+        **common, **services.metadata.options()))
     declared.append(metadata)
 if rack.enabled("alertToPubsub"):
     alerting = AlertToPubsub("alert-to-pubsub", AlertToPubsubArgs(
-        image=images["alertToPubsub"], location=rack.rack,
-        service_account_key=secret["alertToPubsubServiceAccountKey"], **common, **services["alertToPubsub"].options))
+        image=images.alert_to_pubsub, location=rack.rack,
+        service_account_key=secret["alertToPubsubServiceAccountKey"], **common, **services.alert_to_pubsub.options()))
     declared.append(alerting)
 if rack.enabled("routerBackup"):
     backup = RouterBackup("router-backup", RouterBackupArgs(
-        image=images["routerBackup"], service_account_key=secret["routerBackupServiceAccountKey"],
-        ssh_key=secret["routerBackupSshKey"], **common, **services["routerBackup"].options))
+        image=images.router_backup, service_account_key=secret["routerBackupServiceAccountKey"],
+        ssh_key=secret["routerBackupSshKey"], **common, **services.router_backup.options()))
     declared.append(backup)
 if rack.enabled("datastoreBackup"):
     declared.append(DatastoreBackup("datastore-backup", DatastoreBackupArgs(
-        image=images["datastoreBackup"], rack=rack.rack,
+        image=images.datastore_backup, rack=rack.rack,
         service_account_key=secret.get("datastoreBackupServiceAccountKey"),
-        **common, **services["datastoreBackup"].options)))
+        **common, **services.datastore_backup.options())))
 if rack.enabled("prometheus"):
     declared.append(Prometheus("prometheus", PrometheusArgs(
-        image=images["prometheus"], node_exporter_image=images["nodeExporter"],
-        kube_state_metrics_image=images["kubeStateMetrics"], cluster=rack.rack,
+        image=images.prometheus, node_exporter_image=images.node_exporter,
+        kube_state_metrics_image=images.kube_state_metrics, cluster=rack.rack,
         alertmanager_target=alerting.alertmanager_target if alerting else None,
         backup_max_age_hours=backup.max_age_hours if backup else RouterBackupArgs.max_age_hours,
-        **common, **services["prometheus"].options)))
+        **common, **services.prometheus.options())))
 if rack.enabled("powerCycle"):
     declared.append(PowerCycle("power-cycle", PowerCycleArgs(
-        image=images["powerCycle"], password=secret["powerCyclePassword"],
+        image=images.power_cycle, password=secret["powerCyclePassword"],
         metadata_host=metadata.metadata_host if metadata else LEGACY_METADATA_HOST,
-        **common, **services["powerCycle"].options)))
+        **common, **services.power_cycle.options())))
 if rack.enabled("nfs"):
-    declared.append(NfsServer("nfs", NfsServerArgs(image=images["nfs"], **common, **services["nfs"].options)))
+    declared.append(NfsServer("nfs", NfsServerArgs(image=images.nfs, **common, **services.nfs.options())))
 if rack.enabled("swarming"):
     declared.append(Swarming("swarming", SwarmingArgs(
-        image=images["swarming"], token_url=metadata.token_url if metadata else LEGACY_TOKEN_URL,
+        image=images.swarming, token_url=metadata.token_url if metadata else LEGACY_TOKEN_URL,
         service_account_key=secret["swarmingServiceAccountKey"], adb_key=secret["adbKey"],
-        **common, **services["swarming"].options)))
+        **common, **services.swarming.options())))
 
 # Toolforge's lessons: admission policies that allow what the stack runs and nothing it does
 # not, and a read-only way in for operators.
 if rack.guardrails.enabled:
     footprint = functools.reduce(kube.Footprint.merge, (c.footprint for c in declared), kube.Footprint())
-    Guardrails("guardrails", GuardrailsArgs(provider=k8s_provider, footprint=footprint, **rack.guardrails.options))
+    Guardrails("guardrails", GuardrailsArgs(provider=k8s_provider, footprint=footprint, **rack.guardrails.options()))
 Access("access", AccessArgs(provider=k8s_provider))
 
 pulumi.export("kubeconfig", server.kubeconfig)

@@ -32,14 +32,14 @@ class DatastoreBackupArgs:
     """An image with sh, python3 (sqlite3) and gsutil."""
     rack: str
     """Name in every backup file."""
+    destination: str
+    """gs://BUCKET/FOLDER, or a directory on the jumphost (not exported over NFS: it holds the token)."""
     service_account_key: Optional[pulumi.Input[str]] = field(default=None, repr=False)
     """JSON key for a gs:// destination."""
     image_pull_key: Optional[pulumi.Input[str]] = field(default=None, repr=False)
     """gcr.io pull key, when the images are private."""
     schedule: str = "17 */6 * * *"
     """Every six hours."""
-    destination: str = "/var/backups/skolo-k3s"
-    """gs://BUCKET/FOLDER, or a directory on the jumphost (not exported over NFS: it holds the token)."""
     keep: int = 28
     """How many backups to keep (a week at the default schedule)."""
     namespace: str = "k3s-backup"

@@ -21,6 +21,7 @@ Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).
   push SERVICE IMAGE    pin a new image in the stack files and roll it out, canary first
   observer STACK        a read-only kubeconfig (short-lived token) for one rack
   stacks                the stacks in canary order (smallest rack first)
+  schema                Pulumi.yaml's config block, generated from the settings models
 """
 
 
@@ -84,6 +85,24 @@ def _observer(args: argparse.Namespace) -> int:
     if not admin:
         raise observer.ObserverError("no admin kubeconfig: pass --kubeconfig, or run inside rackctl attach")
     print(observer.observer(args.stack, Path(args.out), admin, args.duration, _config_dir(args)))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from rackctl import schema
+
+    project = _config_dir(args) / "Pulumi.yaml"
+    wanted = schema.render(project)
+    if args.write:
+        project.write_text(wanted)
+        print(f"wrote the config block of {project}")
+    elif args.check:
+        if project.read_text() != wanted:
+            print(f"rackctl: {project} differs from the settings models; run: rackctl schema --write", file=sys.stderr)
+            return 1
+        print(f"{project} matches the settings models")
+    else:
+        print(wanted, end="")
     return 0
 
 
@@ -164,6 +183,15 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--kubeconfig", help="admin kubeconfig (default: $KUBECONFIG)")
     o.add_argument("--duration", default="8h", help="token lifetime, e.g. 8h or 30m (default 8h)")
     o.set_defaults(func=_observer)
+
+    g = sub.add_parser("schema", help="Pulumi.yaml's config block, generated from the settings models",
+                       description="Print Pulumi.yaml as the settings models (components/settings) declare it: every "
+                                   "key with its type, description and default, and the secrets every stack needs. "
+                                   "--write rewrites the file's config block; --check exits 1 when it differs (CI).")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite Pulumi.yaml's generated block")
+    mode.add_argument("--check", action="store_true", help="exit 1 when Pulumi.yaml differs from the models")
+    g.set_defaults(func=_schema)
 
     s = sub.add_parser("stacks", help="the stacks in canary order (smallest rack first)")
     s.add_argument("--json", action="store_true", help="as a JSON list (for CI matrices)")

@@ -21,9 +21,7 @@ def missing_secrets(stack: str, config_dir: Path, parsed: settings.Settings) -> 
     doc = yaml.safe_load((config_dir / f"Pulumi.{stack}.yaml").read_text()) or {}
     present = {k.split(":", 1)[1] for k, v in (doc.get("config") or {}).items()
                if k.startswith(f"{settings.NAMESPACE}:") and isinstance(v, dict) and "secure" in v}
-    needed = [k for k, owner in settings.SECRET_OWNERS.items()
-              if k not in settings.OPTIONAL_SECRETS and (owner is None or parsed.enabled(owner))]
-    return [k for k in needed if k not in present]
+    return [s.key for s in settings.SECRETS if s.needed(parsed) and s.key not in present]
 
 
 def check(names: list[str], config_dir: Path, strict: bool) -> tuple[list[str], bool]:

@@ -27,7 +27,7 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.sync_await import _sync_await
 
 from components import settings
-from components.settings import OPTIONAL_SECRETS
+from components.settings.secrets import OPTIONAL as OPTIONAL_SECRETS
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 NAMESPACE = "skolo"
@@ -210,7 +210,7 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR,
     for key, decl in declared.items():
         if isinstance(decl, dict) and "default" in decl:
             values[key] = decl["default"]
-    secret_keys = [k for k, d in declared.items() if isinstance(d, dict) and d.get("secret")]
+    secret_keys = [f"{NAMESPACE}:{k}" for k in settings.SECRET_KEYS]
     for key, value in (doc.get("config") or {}).items():
         if isinstance(value, dict) and set(value) == {"secure"}:
             continue  # encrypted in the stack file: only the CLI can read it

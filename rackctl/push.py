@@ -13,9 +13,12 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 
 from components import settings
+from components.settings.base import lines
+from components.settings.services import Images
 from rackctl import program
 
 
@@ -35,9 +38,10 @@ def _yaml() -> YAML:
 def validate(service: str, image: str) -> None:
     if service not in settings.IMAGE_SERVICES:
         raise PushError(f"unknown image key {service!r}; keys: {', '.join(settings.IMAGE_SERVICES)}")
-    problems = settings._Problems()
-    if settings._image(problems, f"{settings.NAMESPACE}:images.{service}", image) is None:
-        raise PushError(problems.lines[0])
+    try:
+        Images.model_validate({service: image})
+    except ValidationError as e:
+        raise PushError(lines(e, prefix=("images",))[0]) from None
 
 
 def rewrite(text: str, service: str, image: str) -> str:

@@ -22,12 +22,12 @@ def problems(raw, secrets=None, plaintext=frozenset()) -> list[str]:
 
 def test_rack2_defaults():
     s = parse(stack_raw("rack2"))
-    assert s.jumphost == settings.Jumphost(name="skolo-rack2-jumphost", address="192.168.1.8",
+    assert s.jumphost.model_dump() == dict(name="skolo-rack2-jumphost", address="192.168.1.8",
                                            lan_address="192.168.1.8", user="chrome-bot", port=22, host_key=None)
     assert [p.name for p in s.rpis] == [f"skia-rpi2-rack2-shelf1-00{i}" for i in range(1, 5)]
     assert all(p.rejoin == 0 and p.host_key is None for p in s.rpis)
     assert s.k3s_version == "v1.31.6+k3s1" and s.k3s_minor == "1.31"
-    assert s.install_script_url == "https://get.k3s.io"
+    assert s.k3s_install_script_url == "https://get.k3s.io"
     assert s.api_server == "https://127.0.0.1:6442"
     assert s.cluster_cidr == "10.44.0.0/14"
     assert s.legacy_metadata_unit == "metadata"
@@ -55,13 +55,14 @@ def test_custom_jumphost_and_pi_fields():
     raw["apiServer"] = ""
     raw["services"] = {"powerCycle": {"enabled": False}}
     s = parse(raw)
-    assert s.jumphost == settings.Jumphost(name="jh", address="rack2.skolo.example", lan_address="192.168.1.8",
+    assert s.jumphost.model_dump() == dict(name="jh", address="rack2.skolo.example", lan_address="192.168.1.8",
                                            user="ops", port=2222, host_key=key)
-    assert s.rpis == (settings.Rpi(name="pi-1", address="192.168.1.20", host_key=key, rejoin=2),
-                      settings.Rpi(name="pi-shelf-005", address="192.168.1.30"),
-                      settings.Rpi(name="pi-shelf-006", address="192.168.1.31", rejoin=1))
+    assert [p.model_dump() for p in s.rpis] == [
+        dict(name="pi-1", address="192.168.1.20", host_key=key, rejoin=2, state="active"),
+        dict(name="pi-shelf-005", address="192.168.1.30", host_key=None, rejoin=0, state="active"),
+        dict(name="pi-shelf-006", address="192.168.1.31", host_key=None, rejoin=1, state="active")]
     assert s.api_server == "https://rack2.skolo.example:6443"
-    assert s.legacy_metadata_unit is None
+    assert s.legacy_metadata_unit == ""
 
 
 def test_every_problem_is_reported_at_once_with_key_path_and_value():
@@ -184,16 +185,30 @@ def test_secret_never_shows_in_repr_or_str():
     assert s.k3s_token.reveal() == PLANTED["k3sToken"]
 
 
-def test_pulumi_yaml_declares_exactly_the_keys_the_settings_layer_knows():
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    declared = {k.split(":", 1)[1]: d for k, d in project["config"].items()}
-    assert set(declared) == set(settings.ALL_KEYS)
+def test_pulumi_yaml_is_generated_from_the_models():
+    """One source of truth: the file is what `rackctl schema --write` makes of the models."""
+    from rackctl import schema
+
+    assert (ROOT / "Pulumi.yaml").read_text() == schema.render(ROOT / "Pulumi.yaml"), \
+        "Pulumi.yaml differs from components/settings: run .venv/bin/python -m rackctl schema --write"
+
+
+def test_pulumi_yaml_declares_what_the_cli_can_enforce_and_names_every_other_secret():
+    """The CLI requires every declared key without a default in every stack and refuses a secret
+    with a default: so only the secrets every stack needs are declared; the rest are listed."""
+    text = (ROOT / "Pulumi.yaml").read_text()
+    declared = {k.split(":", 1)[1]: d for k, d in yaml.safe_load(text)["config"].items()}
+    always = [s.key for s in settings.SECRETS if s.when == "always"]
+    assert always == ["k3sToken", "sshPrivateKey"]
+    assert list(declared) == list(settings.PLAIN_KEYS) + always
     for key, decl in declared.items():
-        assert decl.get("type") and decl.get("description"), key
-        if key in settings.SECRET_KEYS:
-            assert decl.get("secret") is True and "default" not in decl, key
-        if decl["type"] == "array":
-            assert "items" in decl, key
+        assert decl["type"] in ("string", "integer", "boolean", "array", "object") and decl["description"], key
+        assert ("default" in decl) == (key not in always and key not in ("jumphost", "rpis", "k3sVersion")), key
+        if key in always:
+            assert decl["secret"] is True, key
+    for spec in settings.SECRETS:
+        if spec.when != "always":
+            assert f"#   skolo:{spec.key} ({spec.when}): " in text, spec.key
 
 
 def test_example_stacks_commit_no_secret_values():
@@ -202,10 +217,17 @@ def test_example_stacks_commit_no_secret_values():
         assert not set(doc["config"]) & {f"skolo:{k}" for k in settings.SECRET_KEYS}
 
 
-def test_every_secret_key_has_a_check_and_every_option_a_service():
-    assert set(settings._SECRET_CHECKS) == set(settings.SECRET_OWNERS)
-    assert set(settings.SERVICE_OPTIONS) == set(settings.SERVICES)
-    assert {o for o in settings.SECRET_OWNERS.values() if o} <= set(settings.SERVICES)
+@pytest.mark.parametrize("spec", [s for s in settings.SECRETS if s.when.startswith("while ") and s.when.endswith(
+    " is enabled")], ids=lambda s: s.key)
+def test_a_service_secret_is_needed_exactly_while_its_service_is_enabled(spec):
+    service = spec.when.split()[1]
+    without = {k: v for k, v in PLANTED.items() if k != spec.key}
+    assert problems(stack_raw("rack2"), secrets=without) == [
+        f"skolo:{spec.key}: missing; set it with: pulumi config set --secret skolo:{spec.key} "
+        f"(README: taking a rack live)"]
+    raw = stack_raw("rack2")
+    raw["services"][service] = {"enabled": False}
+    assert not parse(raw, secrets=without).enabled(service)
 
 
 def test_a_datastore_backup_to_gcs_needs_its_key_and_one_to_the_jumphost_does_not():
@@ -216,7 +238,7 @@ def test_a_datastore_backup_to_gcs_needs_its_key_and_one_to_the_jumphost_does_no
         "skolo:datastoreBackupServiceAccountKey: missing; set it with: pulumi config set --secret "
         "skolo:datastoreBackupServiceAccountKey (README: taking a rack live)"]
     raw["services"]["datastoreBackup"] = {"destination": "/var/backups/k3s"}
-    assert parse(raw, secrets=without).services["datastoreBackup"].options == {"destination": "/var/backups/k3s"}
+    assert parse(raw, secrets=without).services.datastore_backup.options() == {"destination": "/var/backups/k3s"}
 
 
 def test_pi_state_in_explicit_entries_and_shelf_overrides():
@@ -239,7 +261,7 @@ def test_guardrails_settings():
     raw["guardrails"] = {"allowedRegistries": ["gcr.io/skia-public/", "us-docker.pkg.dev/skia/"],
                          "rootNamespaces": ["debug"]}
     g = parse(raw).guardrails
-    assert g.enabled and g.options == {"registries": ("gcr.io/skia-public/", "us-docker.pkg.dev/skia/"),
+    assert g.enabled and g.options() == {"registries": ("gcr.io/skia-public/", "us-docker.pkg.dev/skia/"),
                                        "root_namespaces": ("debug",)}
     raw["guardrails"] = {"allowedRegistries": ["gcr.io/skia-public"], "hostPaths": ["etc"]}
     assert problems(raw) == [

@@ -1,0 +1,117 @@
+"""The scalar types of the stack config, each with the message an operator reads when a value is
+wrong: `expected <what>, got <the value><the fix>`. pydantic does the walking and collecting."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import re
+from typing import Annotated, Any, Callable
+from urllib.parse import urlsplit
+
+from pydantic import PlainValidator
+from pydantic_core import PydanticCustomError
+
+NAMESPACE = "skolo"
+
+
+def fail(message: str) -> PydanticCustomError:
+    """An error whose text is exactly `message` (braces and all)."""
+    return PydanticCustomError("skolo", "{message}", {"message": message})
+
+
+def show(value: Any) -> str:
+    """A bad value as the operator wrote it, short enough for one line."""
+    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def scalar(base: type, expected: str, check: Callable[[Any], Any], hint: str = ""):
+    """A config type: `check` returns the clean value, or None (or raises) for a bad one."""
+
+    def validate(value: Any) -> Any:
+        try:
+            result = check(value)
+        except (ValueError, TypeError, AttributeError):
+            result = None
+        if result is None:
+            raise fail(f"expected {expected}, got {show(value)}{hint}")
+        return result
+
+    return Annotated[base, PlainValidator(validate)]
+
+
+def matching(pattern: str) -> Callable[[Any], Any]:
+    return lambda v: v if re.match(pattern, v) else None
+
+
+def _int(test: Callable[[int], bool]) -> Callable[[Any], Any]:
+    return lambda v: v if isinstance(v, int) and not isinstance(v, bool) and test(v) else None
+
+
+def count(minimum: int):
+    return scalar(int, f"a whole number of at least {minimum}", _int(lambda v: v >= minimum))
+
+
+def url(*schemes: str):
+    def check(v: str):
+        parts = urlsplit(v.strip())
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+        return v.strip() if parts.scheme in schemes and parts.hostname else None
+
+    return scalar(str, f"a {' or '.join(schemes)} URL", check)
+
+
+def one_of(*choices: str):
+    return scalar(str, f"one of {', '.join(choices)}", lambda v: v if v in choices else None)
+
+
+def _abs_path(v: str):
+    return (v.rstrip("/") or "/") if v.startswith("/") and ".." not in v.split("/") and " " not in v else None
+
+
+def _host_key(v: str):
+    kind, key = v.split()[:2]
+    return f"{kind} {key}" if kind in HOST_KEY_TYPES and base64.b64decode(key, validate=True) else None
+
+
+HOST_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+K3S_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_CRON = r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?"
+
+Text = scalar(str, "a non-empty string", lambda v: v.strip() or None)
+Bool = scalar(bool, "true or false", lambda v: v if isinstance(v, bool) else None)
+IPv4 = scalar(str, "an IPv4 address", lambda v: str(ipaddress.IPv4Address(v.strip())))
+Network = scalar(str, "an IPv4 network like 192.168.1.0/24", lambda v: str(ipaddress.IPv4Network(v.strip())))
+ClusterNetwork = scalar(str, "an IPv4 network like 10.44.0.0/14", lambda v: str(ipaddress.IPv4Network(v.strip())))
+NodeName = scalar(str, "a node name (RFC 1123: lower-case letters, digits, '-' and '.', starting and ending with a "
+                       "letter or digit)", lambda v: v if len(v) <= 253 and re.match(rf"^{_LABEL}(\.{_LABEL})*$", v)
+                  else None)
+Port = scalar(int, "a TCP port from 1 to 65535", _int(lambda v: 1 <= v <= 65535))
+HostKey = scalar(str, "a host key in authorized_keys format ('ssh-ed25519 AAAA...')", _host_key,
+                 hint="; read it with: ssh-keyscan -t ed25519 HOST")
+K3sVersion = scalar(str, "an exact k3s release like v1.31.6+k3s1", lambda v: v.strip() if K3S_VERSION.match(v.strip())
+                    else None, hint="; channels and 'latest' are refused so every node runs the same, reviewed k3s")
+AbsPath = scalar(str, "an absolute path without '..' or spaces", _abs_path)
+Destination = scalar(str, "gs://BUCKET/FOLDER or an absolute path on the jumphost", lambda v: v.rstrip("/") if re.match(
+    r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[A-Za-z0-9._/-]*)?$", v) else _abs_path(v))
+Image = scalar(str, "a pinned image reference (registry/name:tag or @sha256:...; not :latest)", lambda v: v if re.match(
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$", v) and not v.endswith(":latest") else None)
+Duration = scalar(str, "a duration like 15s, 30d", matching(r"^([0-9]+(ms|s|m|h|d|w|y))+$"))
+Quantity = scalar(str, "a storage size like 10Gi", matching(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))
+Cron = scalar(str, "a cron schedule of five fields like '0 3 * * *'", lambda v: v if len(v.split()) == 5 and all(
+    re.match(rf"^{_CRON}(,{_CRON})*$", f) for f in v.split()) else None)
+Registry = scalar(str, "a registry prefix ending in '/', like gcr.io/skia-public/",
+                  matching(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*/$"))
+MaxUnavailable = scalar(object, "a number of Pis (at least 1) or a percentage like '5%'", lambda v: _int(
+    lambda n: n >= 1)(v) or (v if re.match(r"^([1-9][0-9]?|100)%$", v) else None))
+Unit = scalar(str, "a systemd unit name like metadata-server, or '' for none",
+              lambda v: v if v == "" else matching(r"^[A-Za-z0-9:_.@\\-]+$")(v))

@@ -1,0 +1,228 @@
+"""The rack as the stack file describes it. `Settings` is the whole stack, validated; its field
+order is the order of Pulumi.yaml and of the error lines. Field docstrings become Pulumi.yaml's
+descriptions."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+from typing import Annotated, Any, Optional, Union
+
+from pydantic import Discriminator, Field, PrivateAttr, Tag, ValidationInfo, field_validator, model_validator
+
+from components.settings.base import Model, rules, shape
+from components.settings.fields import (
+    K3S_VERSION, NAMESPACE, ClusterNetwork, HostKey, IPv4, K3sVersion, NodeName, Port, Text, Unit, count, fail,
+    one_of, url)
+from components.settings.secrets import SECRET_KEYS, Secret
+from components.settings.services import IMAGE_SERVICES, Guardrails, Images, Services
+
+PI_STATES = ("active", "cordoned", "drained")
+SERVICE_CIDR = ipaddress.ip_network("10.43.0.0/16")  # k3s's own; the pod network must not overlap it
+NODE_CIDR_PREFIX = 24  # k3s gives every node a /24 of the pod network
+
+
+class Jumphost(Model):
+    name: NodeName
+    address: Text
+    lan_address: Optional[IPv4] = None
+    user: Text = "chrome-bot"
+    port: Port = 22
+    host_key: Optional[HostKey] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lan_address_defaults_to_address(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "lanAddress" not in data:
+            try:
+                return {**data, "lanAddress": str(ipaddress.IPv4Address(data.get("address")))}
+            except ValueError:
+                pass
+        return data
+
+    @model_validator(mode="after")
+    def _lan_address_is_known(self) -> "Jumphost":
+        if self.lan_address is None:
+            raise rules([(("lanAddress",), f"missing; required when {NAMESPACE}:jumphost.address is a host name "
+                                           f"({self.address!r}): the Pis join the API server at this IPv4 address")])
+        return self
+
+
+class PiOverride(Model):
+    host_key: Optional[HostKey] = None
+    rejoin: count(0) = 0
+    state: one_of(*PI_STATES) = "active"
+
+
+class Rpi(PiOverride):
+    name: NodeName
+    address: IPv4
+
+
+class Shelf(Model):
+    shelf: NodeName
+    count: count(1)
+    first_address: IPv4
+    start: count(0) = 1
+    overrides: Annotated[dict[str, PiOverride], shape(dict, "an object of node name -> {hostKey, rejoin, state}")] = {}
+
+    @model_validator(mode="after")
+    def _fits_its_subnet_and_overrides_name_its_pis(self) -> "Shelf":
+        first = ipaddress.IPv4Address(self.first_address)
+        if int(first) + self.count - 1 > 0xFFFFFFFF or first.packed[:3] != (first + self.count - 1).packed[:3]:
+            raise rules([(("count",), f"{self.count} Pis starting at {first} run past the end of its /24; "
+                                      f"split the shelf or lower the count")])
+        names = [pi.name for pi in self.pis()]
+        if strangers := [n for n in self.overrides if n not in names]:
+            raise rules([(("overrides", n), f"not a Pi of this shelf (it has {names[0]} .. {names[-1]})")
+                         for n in strangers])
+        return self
+
+    def pis(self) -> list[Rpi]:
+        first, plain = ipaddress.IPv4Address(self.first_address), PiOverride()
+        return [Rpi.model_construct(name=name, address=str(first + i), **dict(self.overrides.get(name, plain)))
+                for i, name in enumerate(f"{self.shelf}-{n:03d}" for n in range(self.start, self.start + self.count))]
+
+
+PiEntry = Annotated[Union[Annotated[Rpi, Tag("<pi>")], Annotated[Shelf, Tag("<shelf>")]],
+                    Discriminator(lambda v: "<shelf>" if isinstance(v, dict) and "shelf" in v else "<pi>")]
+
+
+class Settings(Model):
+    jumphost: Jumphost
+    """The jumphost: {name, address (IPv4 or host name), lanAddress (its IPv4 on the rack LAN; default: address),
+    user: chrome-bot, port: 22, hostKey (authorized_keys form; pinned when set)}."""
+    rpis: Annotated[tuple[PiEntry, ...], shape(list, "a list of {name, address} or {shelf, count, firstAddress} "
+                                                     "entries")]
+    """The rack's Pis: {name, address, hostKey?, rejoin?, state?} or shelves {shelf, count, firstAddress, start?,
+    overrides?: {NODE: {hostKey?, rejoin?, state?}}}. Bump rejoin to re-join a re-flashed Pi; state is active
+    (default), cordoned or drained."""
+    k3s_version: K3sVersion
+    """Exact k3s release for every node, e.g. v1.31.6+k3s1. Channels and "latest" are refused; older than installed
+    is refused on the host."""
+    k3s_install_script_url: url("https", "http") = "https://get.k3s.io"
+    """Where each host fetches the official k3s install script (a mirror on an air-gapped rack)."""
+    api_server: url("https") = Field("", validate_default=True)
+    """URL the Kubernetes provider uses, e.g. https://127.0.0.1:6442 through an SSH tunnel. Empty means
+    https://<jumphost address>:6443."""
+    cluster_cidr: ClusterNetwork = Field("10.44.0.0/14", validate_default=True)
+    """Pod network. Each node takes a /24, so /14 fits 1024 nodes (k3s's default /16 caps a rack at 256). Fixed when
+    the server is first created."""
+    legacy_metadata_unit: Unit = "metadata"
+    """systemd unit of the legacy metadata server, stopped at cut-over so traefik can take port 80 and started again
+    on rollback. Empty to skip."""
+    services: Services = Services()
+    """Per-service settings, each {enabled (default true), ...}. Options and defaults: README."""
+    images: Images = Images()
+    """Pinned image per image key (README); Skia's own images are required while their service is enabled."""
+    guardrails: Guardrails = Guardrails()
+    """Admission policies: {enabled, allowedRegistries, hostPaths, hostPathPrefixes, privilegedNamespaces,
+    hostNetworkNamespaces, rootNamespaces}, additions to what the stack's own services need."""
+
+    _rack: str = PrivateAttr("")
+    _secrets: dict[str, Secret] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def unknown(cls, key: str) -> str:
+        hint = difflib.get_close_matches(key, cls.yaml_keys() + list(SECRET_KEYS), n=1)
+        return "unknown key" + (f" (did you mean {NAMESPACE}:{hint[0]}?)" if hint else "")
+
+    @field_validator("rpis")
+    @classmethod
+    def _expand_shelves_one_pi_per_name_and_address(cls, entries, info: ValidationInfo):
+        located = []  # (the keys that set its name and address, entry index, Pi), in rack order
+        for i, entry in enumerate(entries):
+            if isinstance(entry, Shelf):
+                located += [({"name": f"shelf ({pi.name})", "address": f"firstAddress ({pi.name})"}, i, pi)
+                            for pi in entry.pis()]
+            else:
+                located.append(({"name": "name", "address": "address"}, i, entry))
+        problems, jumphost = [], info.data.get("jumphost")
+        for attr in ("name", "address"):
+            seen: dict[str, str] = {}
+            for keys, i, pi in located:
+                if (value := getattr(pi, attr)) in seen:
+                    problems.append(((i, keys[attr]), f"{attr} {value!r} is already used by {seen[value]}; "
+                                                      f"every Pi needs its own {attr}"))
+                seen.setdefault(value, f"{NAMESPACE}:rpis[{i}].{keys[attr]}")
+        for _, _, pi in located:
+            if jumphost and (pi.name == jumphost.name or pi.address == jumphost.lan_address):
+                what = "name" if pi.name == jumphost.name else "address"
+                problems.append(((), f"{pi.name} has the same {what} as {NAMESPACE}:jumphost"))
+        if problems:
+            raise rules(problems)
+        return tuple(pi for _, _, pi in located)
+
+    @field_validator("api_server", mode="wrap")
+    @classmethod
+    def _https_or_the_jumphost(cls, value: Any, handler, info: ValidationInfo) -> str:
+        if value == "":
+            return f"https://{info.data['jumphost'].address}:6443" if "jumphost" in info.data else ""
+        return handler(value)
+
+    @field_validator("cluster_cidr")
+    @classmethod
+    def _room_for_every_node_and_no_overlap(cls, value: str, info: ValidationInfo) -> str:
+        net, nodes = ipaddress.IPv4Network(value), 1 + len(info.data.get("rpis") or ())
+        capacity = 2 ** (NODE_CIDR_PREFIX - net.prefixlen) if net.prefixlen <= NODE_CIDR_PREFIX else 0
+        lan = info.data["jumphost"].lan_address if "jumphost" in info.data else None
+        if capacity < nodes:
+            raise fail(f"{net} holds {capacity} node /24s but the rack has {nodes} nodes; use a larger network such "
+                       f"as 10.44.0.0/14 (1024 nodes)")
+        if net.overlaps(SERVICE_CIDR):
+            raise fail(f"{net} overlaps k3s's service network {SERVICE_CIDR}; use 10.44.0.0/14")
+        if lan and ipaddress.IPv4Address(lan) in net:
+            raise fail(f"{net} contains the jumphost's LAN address {lan}; pick a network the rack LAN does not use")
+        return value
+
+    @field_validator("services")
+    @classmethod
+    def _power_cycled_bots_are_pis(cls, services: Services, info: ValidationInfo) -> Services:
+        pis, cycle = {pi.name for pi in info.data.get("rpis") or ()}, services.power_cycle
+        if pis and cycle.enabled and (problems := [
+                (("powerCycle", kind, i, "ports", bot), f"not a Pi of this rack ({NAMESPACE}:rpis)")
+                for kind in ("mpower", "edgeswitch") for i, device in enumerate(getattr(cycle, kind) or ())
+                for bot in device.ports if bot not in pis]):
+            raise rules(problems)
+        return services
+
+    @field_validator("images")
+    @classmethod
+    def _skia_images_pinned_while_enabled(cls, images: Images, info: ValidationInfo) -> Images:
+        services = info.data.get("services")
+        if services and (problems := [
+                ((key,), f"missing; pin the image {service} runs, e.g. gcr.io/skia-public/<app>:<yyyy-mm-ddTHH_MM_SSZ>"
+                         f"-<user>-<hash>-clean, or set {NAMESPACE}:services.{service}.enabled to false")
+                for key, service in IMAGE_SERVICES.items() if images.get(key) is None and services.named(service).enabled]):
+            raise rules(problems)
+        return images
+
+    @property
+    def rack(self) -> str:
+        """The stack name, used as the cluster name (rack1, rack2, ...)."""
+        return self._rack
+
+    @property
+    def k3s_token(self) -> Secret:
+        return self._secrets["k3sToken"]
+
+    @property
+    def ssh_private_key(self) -> Secret:
+        return self._secrets["sshPrivateKey"]
+
+    @property
+    def secrets(self) -> dict[str, Secret]:
+        """Service secrets that are set, by config key."""
+        return {k: v for k, v in self._secrets.items() if k not in ("k3sToken", "sshPrivateKey")}
+
+    def enabled(self, service: str) -> bool:
+        return self.services.named(service).enabled
+
+    @property
+    def k3s_minor(self) -> str:
+        """'1.31' for v1.31.6+k3s1: the Kubernetes schema version objects are checked against."""
+        return ".".join(K3S_VERSION.match(self.k3s_version).groups()[:2])
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return (self.jumphost.name,) + tuple(p.name for p in self.rpis)

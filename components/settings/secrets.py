@@ -1,0 +1,114 @@
+"""The stack's secrets: one table of every secret key, when it is needed, and what a good value
+looks like. Values are wrapped in `Secret` as soon as they are read; no message quotes one.
+
+Pulumi.yaml declares only the secrets every stack needs: the Pulumi CLI requires every declared
+key without a default in every stack, and refuses a default on a secret. The others are required
+here, while what uses them is enabled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
+
+import pulumi
+from pydantic import SecretStr
+
+from components.settings.fields import NAMESPACE
+
+if TYPE_CHECKING:
+    from components.settings.models import Settings
+
+
+class Secret(SecretStr):
+    """A secret config value: str/repr show '**********'; `reveal()` or `output()` give it."""
+
+    reveal = SecretStr.get_secret_value
+
+    def output(self) -> pulumi.Output[str]:
+        """The value as a secret Output, the only form in which it should reach a resource."""
+        return pulumi.Output.secret(self.get_secret_value())
+
+
+def _token(value: str) -> Optional[str]:
+    return "expected a single-line token without spaces" if not value.strip() or any(
+        c.isspace() for c in value.strip()) else None
+
+
+def _private_key(value: str) -> Optional[str]:
+    text = value.strip()
+    if text.startswith("-----BEGIN ") and "PRIVATE KEY-----" in text.splitlines()[0] and text.endswith("PRIVATE KEY-----"):
+        return None
+    return "expected an unencrypted private key in PEM/OpenSSH form ('-----BEGIN ... PRIVATE KEY-----')"
+
+
+def _json_key(value: str) -> Optional[str]:
+    try:
+        if json.loads(value).get("type") == "service_account":
+            return None
+    except (ValueError, AttributeError):
+        pass
+    return "expected a service-account JSON key ({\"type\": \"service_account\", ...})"
+
+
+@dataclass(frozen=True)
+class SecretKey:
+    key: str
+    check: Callable[[str], Optional[str]]
+    """What is wrong with a value, or None."""
+    needed: Callable[["Settings"], bool]
+    """Whether a stack must set it."""
+    when: str
+    """When it is needed, in words (README, Pulumi.yaml)."""
+    description: str
+
+
+def _while(service: str, check, description: str) -> tuple:
+    return check, lambda s: s.enabled(service), f"while {service} is enabled", description
+
+
+SECRETS = tuple(SecretKey(key, *rest) for key, *rest in [
+    ("k3sToken", _token, lambda s: True, "always",
+     "Cluster join token, shared by all racks so jumphosts are hot-swappable (berglas etc/k3s-node-token)."),
+    ("sshPrivateKey", _private_key, lambda s: True, "always", "Private key of the SSH user on the jumphost and every Pi."),
+    ("metadataServiceAccountKey", *_while("metadata", _json_key, "JSON key of the service account whose tokens the "
+                                                                 "metadata server hands to the bots.")),
+    ("alertToPubsubServiceAccountKey", *_while("alertToPubsub", _json_key, "JSON key with roles/pubsub.editor for "
+                                                                           "alert-to-pubsub.")),
+    ("routerBackupServiceAccountKey", *_while("routerBackup", _json_key, "JSON key allowed to write the backup bucket.")),
+    ("routerBackupSshKey", *_while("routerBackup", _private_key, "SSH private key router-backup uses to copy configs "
+                                                                 "off the router and switches.")),
+    ("powerCyclePassword", *_while("powerCycle", lambda v: "expected a single line" if "\n" in v.strip() else None,
+                                   "Password of the EdgeSwitch/mPower devices, given as POWERCYCLE_PASSWORD.")),
+    ("swarmingServiceAccountKey", *_while("swarming", _json_key, "JSON key of the swarming bots' service account.")),
+    ("adbKey", *_while("swarming", _private_key, "adb private key (adbkey) the bots use to talk to the phones.")),
+    ("datastoreBackupServiceAccountKey", _json_key, lambda s: s.enabled("datastoreBackup") and (
+        s.services.datastore_backup.destination.startswith("gs://")), "while datastoreBackup writes to gs://",
+     "JSON key allowed to write the k3s datastore backups."),
+    ("imagePullKey", _json_key, lambda s: False, "optional",
+     "JSON key of a service account that can pull from gcr.io; when set, every namespace gets a pull secret."),
+])
+SECRET_KEYS = tuple(s.key for s in SECRETS)
+OPTIONAL = tuple(s.key for s in SECRETS if s.when == "optional")
+
+
+def check(settings: Optional["Settings"], values: Mapping[str, Optional[str]],
+          plaintext: frozenset[str]) -> tuple[list[str], dict[str, Secret]]:
+    """Problems with the secrets, and the good ones wrapped. When the rest of the config is
+    broken (`settings` None), only the ones every stack needs are required."""
+    problems, good = [], {}
+    for spec in SECRETS:
+        path = f"{NAMESPACE}:{spec.key}"
+        fix = f"set it with: pulumi config set --secret {path} (README: taking a rack live)"
+        raw = values.get(spec.key)
+        if raw in (None, ""):
+            if spec.needed(settings) if settings is not None else spec.when == "always":
+                problems.append(f"{path}: missing; {fix}")
+        elif spec.key in plaintext:
+            problems.append(f"{path}: is stored in plain text in the stack file; remove it and {fix}")
+        elif problem := spec.check(raw):
+            problems.append(f"{path}: {problem} (value not shown); {fix}")
+        else:
+            good[spec.key] = Secret(raw)
+    return problems, good

@@ -1,0 +1,154 @@
+"""`skolo:services`, `skolo:images` and `skolo:guardrails`. An option left unset here (None) takes
+the default on its component's Args, so a default is written once. Upstream images are pinned
+here and nowhere else; Skia's own have no default: their tags come from Skia's builds."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+from pydantic import BeforeValidator, Field
+
+from components.settings.base import Model, shape
+from components.settings.fields import (
+    AbsPath, Bool, Cron, Destination, Duration, IPv4, Image, MaxUnavailable, Network, NodeName, Quantity, Registry,
+    Text, count, fail, scalar, show)
+
+
+class Service(Model):
+    enabled: Bool = True
+
+
+class _ShelfPorts(Model):
+    shelf: NodeName
+    count: count(1)
+    first_port: count(1) = 1
+
+
+def _ports(last: int):
+    """bot name -> port 1..last, or {shelf, count, firstPort} for a shelf wired in port order."""
+
+    def expand(value: Any) -> Any:
+        if isinstance(value, dict) and "shelf" in value:
+            wired = _ShelfPorts.model_validate(value)
+            return {f"{wired.shelf}-{i + 1:03d}": wired.first_port + i for i in range(wired.count)}
+        if not isinstance(value, dict) or not value:
+            raise fail(f"expected bot name -> port, or {{shelf, count, firstPort}}, got {show(value)}")
+        return value
+
+    port = scalar(int, f"a port from 1 to {last}", lambda v: v if type(v) is int and 1 <= v <= last else None)
+    return Annotated[dict[str, port], BeforeValidator(expand)]
+
+
+def _list_of(model: type[Model]):
+    return Annotated[tuple[model, ...], shape(list, f"a list of {{{', '.join(model.yaml_keys())}}} entries")]
+
+
+def _strings(item):
+    return Annotated[tuple[item, ...], shape(list, "a list")]
+
+
+class Device(Model):
+    name: NodeName
+    address: IPv4
+    user: Text
+    path: AbsPath
+
+
+class PowerStrip(Model):
+    name: NodeName
+    address: IPv4
+    user: Optional[Text] = None
+    ports: _ports(8)
+
+
+class EdgeSwitch(PowerStrip):
+    ports: _ports(52)
+
+
+class Prometheus(Service):
+    retention: Duration = None
+    storage: Quantity = None
+    scrape_interval: Duration = None
+
+
+class AlertToPubsub(Service):
+    project: Text = None
+    topic: Text = None
+
+
+class RouterBackup(Service):
+    schedule: Cron = None
+    bucket: Text = None
+    folder: Text = None
+    devices: _list_of(Device) = None
+    max_age_hours: count(1) = None
+
+
+class PowerCycle(Service):
+    mpower: _list_of(PowerStrip) = None
+    edgeswitch: _list_of(EdgeSwitch) = None
+
+
+class Nfs(Service):
+    export_path: AbsPath = None
+    subnet: Network = None
+
+
+class Swarming(Service):
+    max_unavailable: MaxUnavailable = None
+    termination_grace_seconds: count(30) = None
+
+
+class DatastoreBackup(Service):
+    schedule: Cron = None
+    destination: Destination = "/var/backups/skolo-k3s"
+    keep: count(1) = None
+
+
+class Services(Model):
+    noun, listing = "service", "services"
+    metadata: Service = Service()
+    prometheus: Prometheus = Prometheus()
+    alert_to_pubsub: AlertToPubsub = AlertToPubsub()
+    router_backup: RouterBackup = RouterBackup()
+    power_cycle: PowerCycle = PowerCycle()
+    nfs: Nfs = Nfs()
+    swarming: Swarming = Swarming()
+    datastore_backup: DatastoreBackup = DatastoreBackup()
+
+    named = Model.get
+
+
+SERVICES = tuple(Services.yaml_keys())
+
+_CLOUD_CLI = "gcr.io/google.com/cloudsdktool/google-cloud-cli:499.0.0-slim"  # sh, python3, ssh, scp, gsutil
+
+
+class Images(Model):
+    noun, listing = "image key", "keys"
+    metadata: Optional[Image] = None
+    prometheus: Image = "prom/prometheus:v2.55.1"
+    node_exporter: Image = "prom/node-exporter:v1.8.2"
+    kube_state_metrics: Image = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0"
+    alert_to_pubsub: Optional[Image] = None
+    router_backup: Image = _CLOUD_CLI
+    power_cycle: Optional[Image] = None
+    nfs: Image = "erichough/nfs-server:2.2.1"
+    swarming: Optional[Image] = None
+    datastore_backup: Image = _CLOUD_CLI
+
+
+# Image key -> the service that runs it.
+IMAGE_SERVICES = {"metadata": "metadata", "prometheus": "prometheus", "nodeExporter": "prometheus",
+                  "kubeStateMetrics": "prometheus", "alertToPubsub": "alertToPubsub", "routerBackup": "routerBackup",
+                  "powerCycle": "powerCycle", "nfs": "nfs", "swarming": "swarming",
+                  "datastoreBackup": "datastoreBackup"}
+
+
+class Guardrails(Service):
+    registries: _strings(Registry) = Field(None, alias="allowedRegistries")
+    host_paths: _strings(AbsPath) = None
+    host_path_prefixes: _strings(AbsPath) = None
+    privileged_namespaces: _strings(NodeName) = None
+    host_network_namespaces: _strings(NodeName) = None
+    root_namespaces: _strings(NodeName) = None
