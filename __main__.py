@@ -15,7 +15,8 @@ from components.alert_to_pubsub import AlertToPubsub, AlertToPubsubArgs
 from components.datastore_backup import DatastoreBackup, DatastoreBackupArgs
 from components.guardrails import Guardrails, GuardrailsArgs
 from components.k3s_server import K3sServer, K3sServerArgs
-from components.metadata import LEGACY_METADATA_HOST, LEGACY_TOKEN_URL, Metadata, MetadataArgs
+from components.legacy_unit import LegacyUnit, LegacyUnitArgs
+from components.metadata import LEGACY_TOKEN_URL, Metadata, MetadataArgs
 from components.nfs_server import NfsServer, NfsServerArgs
 from components.power_cycle import PowerCycle, PowerCycleArgs
 from components.prometheus import Prometheus, PrometheusArgs
@@ -32,6 +33,24 @@ jumphost_ssh = remote.jumphost_connection(
     address=jumphost.address, port=jumphost.port, user=jumphost.user,
     private_key=ssh_key, host_key=jumphost.host_key)
 
+
+def legacy_unit(service: str, name: str, alias: pulumi.Alias | None = None) -> list[LegacyUnit]:
+    """The launch plan's cut-over: a legacy unit of the push system stops before the service that
+    replaces it starts, and starts again when the service is switched off (the rollback)."""
+    unit = services.named(service).legacy_unit
+    if not (rack.enabled(service) and unit):
+        return []
+    return [LegacyUnit(f"{name}-legacy-unit", LegacyUnitArgs(connection=jumphost_ssh, unit=unit, alias=alias))]
+
+
+images, services = rack.images, rack.services
+# Before k3s starts: traefik takes the legacy metadata server's port 80. (This step was
+# K3sServer's until the cut-overs became one mechanism: the alias moves it instead of running its
+# delete, which is the rollback.)
+metadata_cutover = legacy_unit("metadata", "metadata", alias=pulumi.Alias(
+    name=f"{rack.rack}-legacy-cutover",
+    parent=f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::skolo:rack:K3sServer::{rack.rack}"))
+
 server = K3sServer(rack.rack, K3sServerArgs(
     node_name=jumphost.name,
     connection=jumphost_ssh,
@@ -42,8 +61,7 @@ server = K3sServer(rack.rack, K3sServerArgs(
     cluster_cidr=rack.cluster_cidr,
     api_server=rack.api_server,
     cluster_name=rack.rack,
-    legacy_metadata_unit=rack.legacy_metadata_unit,
-))
+), pulumi.ResourceOptions(depends_on=metadata_cutover))
 
 agents = [
     RpiAgent(pi.name, RpiAgentArgs(
@@ -69,7 +87,6 @@ agents = [
 k8s_provider = kube.provider(f"{rack.rack}-k8s", kubeconfig=server.kubeconfig, cluster=rack.rack,
                              opts=pulumi.ResourceOptions(depends_on=[server]))
 
-images, services = rack.images, rack.services
 secret = {key: value.output() for key, value in rack.secrets.items()}
 common = dict(provider=k8s_provider, image_pull_key=secret.get("imagePullKey"))
 declared = []  # every service component, for the admission policies' allowlists
@@ -88,7 +105,9 @@ if rack.enabled("alertToPubsub"):
 if rack.enabled("routerBackup"):
     backup = RouterBackup("router-backup", RouterBackupArgs(
         image=images.router_backup, service_account_key=secret["routerBackupServiceAccountKey"],
-        ssh_key=secret["routerBackupSshKey"], **common, **services.router_backup.options()))
+        ssh_key=secret["routerBackupSshKey"], switch_password=secret.get("powerCyclePassword"),
+        **common, **services.router_backup.options()),
+        pulumi.ResourceOptions(depends_on=legacy_unit("routerBackup", "router-backup")))
     declared.append(backup)
 if rack.enabled("datastoreBackup"):
     declared.append(DatastoreBackup("datastore-backup", DatastoreBackupArgs(
@@ -104,16 +123,19 @@ if rack.enabled("prometheus"):
         **common, **services.prometheus.options())))
 if rack.enabled("powerCycle"):
     declared.append(PowerCycle("power-cycle", PowerCycleArgs(
-        image=images.power_cycle, password=secret["powerCyclePassword"],
-        metadata_host=metadata.metadata_host if metadata else LEGACY_METADATA_HOST,
-        **common, **services.power_cycle.options())))
+        image=images.power_cycle, ssh_key=secret["powerCycleSshKey"],
+        service_account_key=secret["powerCycleServiceAccountKey"], password=secret.get("powerCyclePassword"),
+        pis=tuple((pi.name, pi.address, pi.host_key) for pi in rack.rpis), user=jumphost.user,
+        **common, **services.power_cycle.options()),
+        pulumi.ResourceOptions(depends_on=legacy_unit("powerCycle", "power-cycle"))))
 if rack.enabled("nfs"):
-    declared.append(NfsServer("nfs", NfsServerArgs(image=images.nfs, **common, **services.nfs.options())))
+    declared.append(NfsServer("nfs", NfsServerArgs(image=images.nfs, **common, **services.nfs.options()),
+                              pulumi.ResourceOptions(depends_on=legacy_unit("nfs", "nfs"))))
 if rack.enabled("swarming"):
     declared.append(Swarming("swarming", SwarmingArgs(
         image=images.swarming, token_url=metadata.token_url if metadata else LEGACY_TOKEN_URL,
         service_account_key=secret["swarmingServiceAccountKey"], adb_key=secret["adbKey"],
-        **common, **services.swarming.options())))
+        adb_public_key=secret["adbPublicKey"], **common, **services.swarming.options())))
 
 # Toolforge's lessons: admission policies that allow what the stack runs and nothing it does
 # not, and a read-only way in for operators.

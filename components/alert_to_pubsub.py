@@ -1,8 +1,9 @@
 """AlertToPubsub: turns the rack's Prometheus alerts into Pub/Sub messages.
 
-Owns the alerting namespace: the service-account key Secret (roles/pubsub.editor), a
-Deployment on the jumphost and the Service Prometheus sends alerts to, as if it were an
-Alertmanager (API v1).
+Owns the alerting namespace: the service-account key Secret (roles/pubsub.editor, which also
+creates the topic if missing, and roles/logging.logWriter), a Deployment on the jumphost and the
+Service Prometheus sends alerts to, as if it were an Alertmanager (API v1). The program always
+publishes to the same topic, promtheus-alerts (sic); only the project is chosen.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from components import kube
 
 PORT = 8000
 METRICS_PORT = 20000
-# The topic alert-to-pubsub publishes to when not told otherwise (sic, as Skia spelt it).
-BUILT_IN_TOPIC = "promtheus-alerts"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,18 +34,15 @@ class AlertToPubsubArgs:
     """gcr.io pull key, when the images are private."""
     project: str = "skia-public"
     """GCP project of the topic."""
-    topic: str = BUILT_IN_TOPIC
-    """Pub/Sub topic; passed as --topic only when it differs from the built-in one."""
+    extra_args: tuple[str, ...] = ()
+    """Further flags of alert-to-pubsub (checked against its contract by the settings)."""
     namespace: str = "alerting"
     """Namespace of everything this component owns."""
 
 
 def alert_to_pubsub_args(args: AlertToPubsubArgs) -> tuple[str, ...]:
-    flags = [f"--port=:{PORT}", f"--prom_port=:{METRICS_PORT}", f"--location={args.location}",
-             f"--project={args.project}"]
-    if args.topic != BUILT_IN_TOPIC:
-        flags.append(f"--topic={args.topic}")
-    return tuple(flags)
+    return (f"--port=:{PORT}", f"--prom_port=:{METRICS_PORT}", f"--location={args.location}",
+            f"--project={args.project}", *args.extra_args)
 
 
 class AlertToPubsub(pulumi.ComponentResource):
@@ -55,7 +51,7 @@ class AlertToPubsub(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AlertToPubsubArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("skolo:services:AlertToPubsub", name, None, opts)
-        kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
+        kit = kube.Kit.of(self, args, opts)
         key_env, key_mount = kit.google_key("alert-to-pubsub-sa", args.service_account_key)
         w = kube.Workload(
             name="alert-to-pubsub", image=args.image, args=alert_to_pubsub_args(args),

@@ -49,7 +49,7 @@ class DatastoreBackupArgs:
 class DatastoreBackup(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatastoreBackupArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("skolo:services:DatastoreBackup", name, None, opts)
-        kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
+        kit = kube.Kit.of(self, args, opts)
         kit.config_map("datastore-backup", {"backup.sh": SCRIPT.read_text()})
         env = {"RACK": args.rack, "DESTINATION": args.destination, "KEEP": str(args.keep), "SERVER_DIR": "/server",
                "NODE_DIR": "/node",

@@ -1,9 +1,10 @@
 """K3sServer: the rack's jumphost as the k3s server.
 
-Owns, on the jumphost: sshd's MaxStartups (the jumphost is every Pi's bastion), the cut-over
-from the legacy metadata unit (and the rollback when this component is removed), the pinned
-k3s server install with its config.yaml and token file, and reading back the kubeconfig.
-Does not own the Kubernetes provider (kube.py builds it from `kubeconfig`) nor the Pis.
+Owns, on the jumphost: sshd's MaxStartups (the jumphost is every Pi's bastion), the pinned k3s
+server install with its config.yaml and token file, and reading back the kubeconfig. Its first
+step waits for what the component depends on (the legacy metadata unit's cut-over, which frees
+port 80 for traefik). Does not own the Kubernetes provider (kube.py builds it from
+`kubeconfig`), the legacy units (legacy_unit.py) nor the Pis.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ class K3sServerArgs:
     """URL written into the exported kubeconfig."""
     cluster_name: str
     """Name of the cluster, context and user in the exported kubeconfig."""
-    legacy_metadata_unit: Optional[str] = None
-    """Legacy metadata systemd unit to stop at cut-over; None to skip the cut-over."""
     ssh_max_startups: str = "256:30:1024"
     """sshd MaxStartups on the jumphost (default 10:30:100 drops a rack's worth of Pi connections)."""
 
@@ -92,20 +91,11 @@ class K3sServer(pulumi.ComponentResource):
         super().__init__("skolo:rack:K3sServer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
+        # Children do not inherit the component's depends_on: the first step takes it over.
         sshd = remote.run(
             f"{name}-sshd", connection=args.connection,
             create=hostscripts.script("sshd-max-startups", MAX_STARTUPS=args.ssh_max_startups).command,
-            opts=child)
-
-        before_install = [sshd]
-        if args.legacy_metadata_unit:
-            # Deleting this resource is the rollback the design doc asks for.
-            cutover = remote.run(
-                f"{name}-legacy-cutover", connection=args.connection,
-                create=hostscripts.script("legacy-unit-stop", UNIT=args.legacy_metadata_unit).command,
-                delete=hostscripts.script("legacy-unit-start", UNIT=args.legacy_metadata_unit),
-                opts=child)
-            before_install.append(cutover)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None))
 
         config_yaml = yaml.safe_dump(server_config(args), sort_keys=False)
         self.install = remote.run(
@@ -115,7 +105,7 @@ class K3sServer(pulumi.ComponentResource):
                 INSTALL_SCRIPT_URL=args.install_script_url, TOKEN_FILE=hostscripts.K3S_TOKEN_FILE,
                 CONFIG_YAML=config_yaml).command,
             stdin=pulumi.Output.secret(args.token),
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=before_install)))
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[sshd])))
 
         read = remote.run(
             f"{name}-kubeconfig", connection=args.connection,

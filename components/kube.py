@@ -166,7 +166,8 @@ class Kit:
     """Builds a component's Kubernetes objects: its provider, parent, namespace and names."""
 
     def __init__(self, parent: pulumi.Resource, provider: k8s.Provider, namespace: str,
-                 image_pull_key: Optional[pulumi.Input[str]] = None, create_namespace: bool = True):
+                 image_pull_key: Optional[pulumi.Input[str]] = None, create_namespace: bool = True,
+                 depends_on: Sequence[pulumi.Resource] = ()):
         self.parent = parent
         self.provider = provider
         self.namespace = namespace
@@ -174,12 +175,23 @@ class Kit:
         self.footprint = Footprint()
         self._ns: Optional[k8s.core.v1.Namespace] = None
         if create_namespace:
+            # Everything in the namespace depends on it, so what the component waits for (a
+            # legacy unit's cut-over) comes before any of its objects.
             self._ns = k8s.core.v1.Namespace(
-                f"{namespace}-ns", metadata=self.meta(namespace, namespaced=False), opts=self.opts(with_ns=False))
+                f"{namespace}-ns", metadata=self.meta(namespace, namespaced=False),
+                opts=self.opts(depends_on, with_ns=False))
         if image_pull_key is not None:
             self.pull_secret = PULL_SECRET
             self.secret(PULL_SECRET, {".dockerconfigjson": pulumi.Output.from_input(image_pull_key).apply(
                 _dockerconfigjson)}, type_="kubernetes.io/dockerconfigjson")
+
+    @classmethod
+    def of(cls, component: pulumi.Resource, args, opts: Optional[pulumi.ResourceOptions]) -> "Kit":
+        """The kit of a service component: its Args' provider, namespace and pull key, and the
+        component's own depends_on (children do not inherit it)."""
+        after = (opts.depends_on if opts else None) or []
+        after = list(after) if isinstance(after, (list, tuple)) else [after]
+        return cls(component, args.provider, args.namespace, args.image_pull_key, depends_on=after)
 
     def for_parent(self, parent: pulumi.Resource) -> "Kit":
         """The same namespace and provider, for a child component's objects."""
@@ -223,10 +235,15 @@ class Kit:
         return k8s.core.v1.ConfigMap(self._id("configmap", name), metadata=self.meta(name), data=dict(data),
                                      opts=self.opts())
 
+    def service_account(self, name: str) -> k8s.core.v1.ServiceAccount:
+        """A ServiceAccount of this namespace. Its token reaches only a pod that names it
+        (Workload.service_account); what it may do is whatever is bound to it."""
+        return k8s.core.v1.ServiceAccount(self._id("serviceaccount", name), metadata=self.meta(name),
+                                          automount_service_account_token=False, opts=self.opts())
+
     def cluster_reader(self, name: str, rules: Sequence[k8s.rbac.v1.PolicyRuleArgs]) -> k8s.core.v1.ServiceAccount:
         """A ServiceAccount of this namespace bound to a ClusterRole of `rules` (read-only ones)."""
-        account = k8s.core.v1.ServiceAccount(self._id("serviceaccount", name), metadata=self.meta(name),
-                                             automount_service_account_token=False, opts=self.opts())
+        account = self.service_account(name)
         role_name = f"skolo:{self.namespace}:{name}"
         role = k8s.rbac.v1.ClusterRole(self._id("clusterrole", name), metadata=self.meta(role_name, namespaced=False),
                                        rules=list(rules), opts=self.opts())

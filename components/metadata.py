@@ -18,9 +18,8 @@ from components import kube
 PORT = 8000
 METRICS_PORT = 20000
 TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
-# With this component switched off, clients fall back to the legacy server on the jumphost,
+# With this component switched off, the bots fall back to the legacy server on the jumphost,
 # which the rack router's /etc/hosts names `metadata`.
-LEGACY_METADATA_HOST = "metadata:80"
 LEGACY_TOKEN_URL = f"http://metadata{TOKEN_PATH}"
 
 
@@ -38,28 +37,27 @@ class MetadataArgs:
     """Namespace of everything this component owns."""
     hosts: tuple[str, ...] = ("metadata", "jumphost")
     """Host names traefik routes to the metadata server."""
+    extra_args: tuple[str, ...] = ()
+    """Further flags of the metadata program (checked against its contract by the settings)."""
 
 
 class Metadata(pulumi.ComponentResource):
     token_url: str
-    """In-cluster URL of the token endpoint, for the bots' OAuth config."""
-    metadata_host: str
-    """host:port of the server, for GCE_METADATA_HOST."""
+    """URL of the token endpoint from any namespace (namespace-qualified Service name and port)."""
 
     def __init__(self, name: str, args: MetadataArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("skolo:services:Metadata", name, None, opts)
-        kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
+        kit = kube.Kit.of(self, args, opts)
         key_env, key_mount = kit.google_key("metadata-sa", args.service_account_key)
         w = kube.Workload(
             name="metadata", image=args.image,
-            args=(f"--port=:{PORT}", f"--prom_port=:{METRICS_PORT}"),
+            args=(f"--port=:{PORT}", f"--prom_port=:{METRICS_PORT}", *args.extra_args),
             ports={"http": PORT, "metrics": METRICS_PORT},
             env=key_env, mounts=(key_mount,),
             health=("/healthz", PORT), metrics_port=METRICS_PORT, run_as_user=2000)
         kit.deployment(w)
         kit.service(w, {"http": (PORT, PORT)})
         kit.ingress("metadata", args.hosts, "metadata", PORT)
-        self.metadata_host = f"metadata.{args.namespace}.svc.cluster.local:{PORT}"
         self.token_url = kit.service_url("metadata", PORT) + TOKEN_PATH
         self.footprint = kit.footprint
         self.register_outputs({"tokenUrl": self.token_url})

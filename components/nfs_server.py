@@ -43,7 +43,7 @@ def export_line(args: NfsServerArgs) -> str:
 class NfsServer(pulumi.ComponentResource):
     def __init__(self, name: str, args: NfsServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("skolo:services:NfsServer", name, None, opts)
-        kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
+        kit = kube.Kit.of(self, args, opts)
         kit.deployment(kube.Workload(
             name="nfs-server", image=args.image, env={"NFS_EXPORT_0": export_line(args)},
             ports={"nfs": 2049},

@@ -187,7 +187,7 @@ READ_ONLY_RULES = [
 class Prometheus(pulumi.ComponentResource):
     def __init__(self, name: str, args: PrometheusArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("skolo:services:Prometheus", name, None, opts)
-        kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
+        kit = kube.Kit.of(self, args, opts)
         kit.cluster_reader("prometheus", READ_ONLY_RULES)
         kit.config_map("prometheus", {"prometheus.yml": _dump(prometheus_config(args)),
                                       "alerts.yml": _dump(alert_rules(args))})

@@ -1,9 +1,11 @@
 """RouterBackup: a daily copy of the router's and every switch's config, off the rack.
 
-Owns the backup namespace: the bucket writer's key and the SSH key (Secrets), the device list
-and the backup script (a ConfigMap), and a CronJob on the jumphost. A failed or stale backup
-alerts through Prometheus (BackupFailed, BackupStale on kube-state-metrics' CronJob metrics).
-The design doc asked for switch backups too: every device in `devices` is backed up alike.
+Owns the backup namespace: the bucket writer's key, the SSH key the router accepts and the
+EdgeSwitch password (Secrets), the device list, their pinned host keys and the backup script (a
+ConfigMap), and a CronJob on the jumphost. Each device is read the way it speaks
+(scripts/pod/router-backup.sh): an EdgeRouter's /config/config.boot over key-based scp, an
+EdgeSwitch's running-config through its CLI. A failed or stale backup alerts through Prometheus
+(BackupFailed, BackupStale on kube-state-metrics' CronJob metrics).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import pulumi_kubernetes as k8s
 from components import kube
 
 SCRIPT = Path(__file__).parent / "scripts" / "pod" / "router-backup.sh"
-ROUTER = {"name": "router", "address": "192.168.1.1", "user": "admin", "path": "/config/config.boot"}
+EDGEROUTER_CONFIG = "/config/config.boot"
+ROUTER = {"name": "router", "address": "192.168.1.1", "kind": "edgerouter", "user": "admin"}
+CONFIG_DIR = "/etc/router-backup"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,15 +30,17 @@ class RouterBackupArgs:
     provider: k8s.Provider
     """The rack's Kubernetes provider."""
     image: str
-    """An image with sh, scp and gsutil (the Google Cloud CLI)."""
+    """An image with sh, ssh, scp and gsutil (the Google Cloud CLI)."""
     service_account_key: pulumi.Input[str] = field(repr=False)
     """JSON key allowed to write the bucket."""
     ssh_key: pulumi.Input[str] = field(repr=False)
-    """Private key the devices accept."""
+    """Private key the EdgeRouters accept."""
+    switch_password: Optional[pulumi.Input[str]] = field(default=None, repr=False)
+    """The EdgeSwitches' CLI password; needed when a device is an EdgeSwitch."""
     image_pull_key: Optional[pulumi.Input[str]] = field(default=None, repr=False)
     """gcr.io pull key, when the images are private."""
     devices: tuple[dict, ...] = (ROUTER,)
-    """{name, address, user, path} of each device; the rack router by default."""
+    """{name, address, kind (edgerouter or edgeswitch), user, path (edgerouter), host_key} of each device."""
     schedule: str = "0 3 * * *"
     """When the backup runs (cron, the node's time zone: UTC on the jumphost)."""
     bucket: str = "skia-backups"
@@ -48,8 +54,14 @@ class RouterBackupArgs:
 
 
 def devices_file(devices: tuple[dict, ...]) -> str:
-    """One 'name address user path' line per device, as the script reads them."""
-    return "".join(f"{d['name']} {d['address']} {d.get('user', 'admin')} {d['path']}\n" for d in devices)
+    """One 'name address user kind path' line per device, as the script reads them."""
+    return "".join(f"{d['name']} {d['address']} {d['user']} {d['kind']} "
+                   f"{d.get('path') or (EDGEROUTER_CONFIG if d['kind'] == 'edgerouter' else '-')}\n" for d in devices)
+
+
+def known_hosts(devices: tuple[dict, ...]) -> str:
+    """The pinned host keys; a device without one cannot be reached (StrictHostKeyChecking)."""
+    return "".join(f"{d['address']} {d['host_key']}\n" for d in devices if d.get("host_key"))
 
 
 class RouterBackup(pulumi.ComponentResource):
@@ -58,17 +70,23 @@ class RouterBackup(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RouterBackupArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("skolo:services:RouterBackup", name, None, opts)
-        kit = kube.Kit(self, args.provider, args.namespace, args.image_pull_key)
+        kit = kube.Kit.of(self, args, opts)
         key_env, key_mount = kit.google_key("router-backup-sa", args.service_account_key)
         kit.secret("router-backup-ssh", {"id": args.ssh_key})
-        kit.config_map("router-backup", {"backup.sh": SCRIPT.read_text(), "devices": devices_file(args.devices)})
+        mounts = [kube.Mount("script", CONFIG_DIR, config_map="router-backup"), key_mount,
+                  kube.Mount("ssh-key", "/var/secrets/ssh", secret="router-backup-ssh")]
+        env = {"BUCKET": args.bucket, "FOLDER": args.folder, "DEVICES": f"{CONFIG_DIR}/devices",
+               "KNOWN_HOSTS": f"{CONFIG_DIR}/known_hosts", "SSH_KEY": "/var/secrets/ssh/id", "HOME": "/tmp",
+               "CLOUDSDK_CONFIG": "/tmp/gcloud", **key_env}
+        if args.switch_password is not None and any(d["kind"] == "edgeswitch" for d in args.devices):
+            kit.secret("router-backup-switch", {"password": args.switch_password})
+            mounts.append(kube.Mount("switch-password", "/var/secrets/switch", secret="router-backup-switch"))
+            env["SWITCH_PASSWORD_FILE"] = "/var/secrets/switch/password"
+        kit.config_map("router-backup", {"backup.sh": SCRIPT.read_text(), "devices": devices_file(args.devices),
+                                         "known_hosts": known_hosts(args.devices)})
         kit.cron_job(kube.Workload(
-            name="router-backup", image=args.image, command=("sh", "/etc/router-backup/backup.sh"),
-            env={"BUCKET": args.bucket, "FOLDER": args.folder, "HOME": "/tmp", "CLOUDSDK_CONFIG": "/tmp/gcloud",
-                 **key_env},
-            mounts=(kube.Mount("script", "/etc/router-backup", config_map="router-backup"), key_mount,
-                    kube.Mount("ssh-key", "/var/secrets/ssh", secret="router-backup-ssh")),
-            cpu="50m", memory="256Mi"), schedule=args.schedule, deadline_seconds=1800)
+            name="router-backup", image=args.image, command=("sh", f"{CONFIG_DIR}/backup.sh"), env=env,
+            mounts=tuple(mounts), cpu="50m", memory="256Mi"), schedule=args.schedule, deadline_seconds=1800)
         self.max_age_hours = args.max_age_hours
         self.footprint = kit.footprint
         self.register_outputs({"devices": [d["name"] for d in args.devices]})

@@ -36,13 +36,15 @@ PLACEHOLDER_PREFIX = "rackctl-render-placeholder"
 
 
 def _placeholder(key: str) -> str:
-    """A value of the right shape for `key`, unmistakably not a real secret."""
+    """A value of the right form for `key`, unmistakably not a real secret."""
     marker = f"{PLACEHOLDER_PREFIX}-{key}"
-    if key.endswith("ServiceAccountKey") or key == "imagePullKey":
+    form = next(s.form for s in settings.SECRETS if s.key == key)
+    if form == "json":
         return json.dumps({"type": "service_account", "private_key": marker})
-    if key in ("sshPrivateKey", "routerBackupSshKey", "adbKey"):
+    if form == "pem":
         return f"-----BEGIN OPENSSH PRIVATE KEY-----\n{marker}\n-----END OPENSSH PRIVATE KEY-----\n"
     return marker
+
 
 # Stand-in for what k3s writes to /etc/rancher/k3s/k3s.yaml (shape as k3s writes it).
 STAND_IN_KUBECONFIG = """\
@@ -88,6 +90,8 @@ class Declared:
     delete_before_replace: bool
     additional_secret_outputs: tuple[str, ...]
     custom: bool
+    aliases: tuple[str, ...] = ()
+    """The alias specs the resource declared, as text (name, parent URN)."""
 
 
 @dataclass
@@ -159,6 +163,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 delete_before_replace=request.deleteBeforeReplace,
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 custom=request.custom,
+                aliases=tuple(str(a).replace("\n", " ").strip() for a in request.aliases) + tuple(request.aliasURNs),
             ))
         return response
 

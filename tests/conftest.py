@@ -33,8 +33,11 @@ NEEDLES = {
     "routerBackupServiceAccountKey": "planted-backup-sa-11aa",
     "routerBackupSshKey": "planted-backup-ssh-77be",
     "powerCyclePassword": "planted-powercycle-pw-4e4e",
+    "powerCycleSshKey": "planted-powercycle-ssh-3c3c",
+    "powerCycleServiceAccountKey": "planted-podwatcher-sa-7a7a",
     "swarmingServiceAccountKey": "planted-swarming-sa-2b9d",
     "adbKey": "planted-adb-key-6f10",
+    "adbPublicKey": "planted-adb-pub-9e9e",
     "datastoreBackupServiceAccountKey": "planted-k3s-backup-sa-8c8c",
     "imagePullKey": "planted-pull-sa-5d5d",
 }
@@ -46,8 +49,11 @@ PLANTED = {
     "routerBackupServiceAccountKey": _json_key(NEEDLES["routerBackupServiceAccountKey"]),
     "routerBackupSshKey": _pem(NEEDLES["routerBackupSshKey"]),
     "powerCyclePassword": NEEDLES["powerCyclePassword"],
+    "powerCycleSshKey": _pem(NEEDLES["powerCycleSshKey"]),
+    "powerCycleServiceAccountKey": _json_key(NEEDLES["powerCycleServiceAccountKey"]),
     "swarmingServiceAccountKey": _json_key(NEEDLES["swarmingServiceAccountKey"]),
     "adbKey": _pem(NEEDLES["adbKey"]),
+    "adbPublicKey": f"QAAAAK{NEEDLES['adbPublicKey']}= root@skia-rpi",
     "datastoreBackupServiceAccountKey": _json_key(NEEDLES["datastoreBackupServiceAccountKey"]),
     "imagePullKey": _json_key(NEEDLES["imagePullKey"]),
 }

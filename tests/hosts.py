@@ -70,6 +70,8 @@ class Host:
     process: Optional[subprocess.Popen] = None
     memory_cgroup: Optional[bool] = None
     """Pis only: what the stand-in /proc/cgroups says of the memory controller."""
+    passwords: bool = False
+    """Whether its sshd accepts passwords (a stand-in EdgeSwitch); keys only otherwise."""
 
     def file(self, path: str) -> Path:
         """Where a file the sandbox wrote lives on the real machine (the overlay's upper layer)."""
@@ -144,13 +146,19 @@ class Rack:
                 sampler.join()
         return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start, sorted(set(seen)))
 
-    def on(self, host: Host, command: str) -> subprocess.CompletedProcess:
+    def on(self, host: Host, command: str, stdin: str = "") -> subprocess.CompletedProcess:
         """A test's own setup step on a host (not one of the program's scripts)."""
         proxy = None
         if host is not self.jumphost:
             proxy = {"host": self.jumphost.address, "port": 22, "user": "root"}
         args = self.ssh_args(host.address, 22, "root", proxy)
-        return subprocess.run(args + [command], capture_output=True, text=True, timeout=60, check=True)
+        return subprocess.run(args + [command], input=stdin, capture_output=True, text=True, timeout=60, check=True)
+
+    def accept_passwords(self, host: Host) -> None:
+        """Restart a host's sshd so that it also takes passwords, as an EdgeSwitch's does."""
+        self.stop(host)
+        host.passwords = True
+        self.restart(host)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -197,7 +205,8 @@ def _start_sshd(host: Host, authorized: Path, keep_key: bool = False) -> None:
     config = host.root / "sshd_config"
     config.write_text("\n".join([
         "Port 22", f"ListenAddress {host.address}", f"HostKey {host_key}", f"PidFile {host.root}/sshd.pid",
-        f"AuthorizedKeysFile {authorized}", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
+        f"AuthorizedKeysFile {authorized}", "PermitRootLogin prohibit-password",
+        f"PasswordAuthentication {'yes' if host.passwords else 'no'}",
         "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "AllowTcpForwarding yes",
         "LogLevel ERROR", ""]))
     mounts = []
@@ -222,7 +231,7 @@ def _seed(host: Host) -> None:
     """What every sandboxed host starts with: the stand-ins on its /usr/local/bin."""
     bin_dir = host.root / "upper" / "usr/local/bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("systemctl", "shutdown", "standin-kubectl"):
+    for name in ("systemctl", "shutdown", "standin-kubectl", "edgeswitch-cli"):
         shutil.copy2(STANDINS / name, bin_dir / name)
 
 

@@ -83,7 +83,7 @@ def test_three_policies_bound_everywhere_but_kube_system(rack1):
 def test_every_pod_the_stack_declares_passes_every_policy(rack1):
     pods = stack_pods(rack1)
     assert {name for name, _, _ in pods} == {
-        "metadata", "alert-to-pubsub", "prometheus", "kube-state-metrics", "node-exporter", "power-cycle-daemon",
+        "metadata", "alert-to-pubsub", "prometheus", "kube-state-metrics", "node-exporter", "podwatcher",
         "nfs-server", "router-backup", "datastore-backup", "swarming"}
     for name, ns, pod in pods:
         assert refused_by(rack1, pod, ns) == {}, name

@@ -44,7 +44,6 @@ def declare(run_stack, rack):
                      for name, pi in zip(PIS, rack.pis)],
             "k3sVersion": VERSION,
             "k3sInstallScriptUrl": f"http://{rack.jumphost.address}:{hosts.HTTP_PORT}/install.sh",
-            "legacyMetadataUnit": "metadata-server",
             "services": {s: {"enabled": False} for s in ("metadata", "prometheus", "alertToPubsub", "routerBackup",
                                                          "powerCycle", "nfs", "swarming")},
         }
@@ -137,16 +136,25 @@ def test_kubeconfig_is_read_back(rack, declare):
     assert "client-key-data: c3RhbmQtaW4ta2V5" in out.stdout
 
 
-def test_legacy_unit_is_stopped_on_cutover_and_started_on_delete(rack, declare):
+@pytest.mark.parametrize("service, name, unit", [
+    ("metadata", "metadata", "metadata-server"), ("routerBackup", "router-backup", "router-backup"),
+    ("powerCycle", "power-cycle", "powercycle-daemon"), ("nfs", "nfs", "nfs-kernel-server")])
+def test_a_legacy_unit_is_stopped_at_cutover_and_started_on_rollback(rack, declare, service, name, unit):
     jh = rack.jumphost
-    rack.on(jh, "printf '[Service]\\nExecStart=/usr/bin/metadata\\n' > /etc/systemd/system/metadata-server.service"
-                " && systemctl enable --now metadata-server")
-    cutover = declare().named("rack2-legacy-cutover")
-    assert "stopped and disabled legacy metadata-server" in ok(rack.run(cutover)).stdout
-    assert jh.log("systemctl")[-1] == "disable --now metadata-server"
+    rack.on(jh, f"printf '[Service]\\nExecStart=/usr/bin/true\\n' > /etc/systemd/system/{unit}.service"
+                f" && systemctl enable --now {unit}")
+    services = {s: {"enabled": s == service} for s in ("metadata", "prometheus", "alertToPubsub", "routerBackup",
+                                                        "powerCycle", "nfs", "swarming")}
+    services["powerCycle"]["mpower"] = []  # rack2's strips name rack2's Pis
+    cutover = declare(services=services).named(f"{name}-legacy-unit-cutover")
+    assert f"stopped and disabled legacy {unit}" in ok(rack.run(cutover)).stdout
+    assert jh.log("systemctl")[-1] == f"disable --now {unit}"
+    assert not jh.file(f"{hosts.STATE}/units/{unit}.active").exists()
     assert "already stopped and disabled" in ok(rack.run(cutover)).stdout
-    assert "enabled and started legacy metadata-server" in ok(rack.run(cutover, "delete")).stdout
-    assert jh.log("systemctl")[-1] == "enable --now metadata-server"
+    # Switching the service off deletes the cut-over: the rollback.
+    assert f"enabled and started legacy {unit}" in ok(rack.run(cutover, "delete")).stdout
+    assert jh.log("systemctl")[-1] == f"enable --now {unit}"
+    assert jh.file(f"{hosts.STATE}/units/{unit}.active").exists()
 
 
 def test_sshd_max_startups_is_checked_by_the_real_sshd_and_applied_once(rack, declare):

@@ -11,7 +11,7 @@ from components import kube, settings
 from rackctl import render
 from tests.conftest import PLANTED, stack_raw
 
-JUMPHOST_ONLY = {"metadata", "alert-to-pubsub", "prometheus", "kube-state-metrics", "power-cycle-daemon",
+JUMPHOST_ONLY = {"metadata", "alert-to-pubsub", "prometheus", "kube-state-metrics", "podwatcher",
                  "nfs-server", "router-backup", "datastore-backup"}
 PRIVILEGED = {"swarming", "nfs-server"}
 ROOT_ALLOWED = PRIVILEGED | {"datastore-backup"}
@@ -77,9 +77,12 @@ def test_pods_are_placed_by_role_and_built_safely(run_stack):
         else:
             assert security["runAsNonRoot"] is True and security["runAsUser"] != 0, name
             assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
-        assert spec["automountServiceAccountToken"] is (name in ("prometheus", "kube-state-metrics")), name
+        # podwatcher will not start without an in-cluster API client; its account has no rights.
+        assert spec["automountServiceAccountToken"] is (name in ("prometheus", "kube-state-metrics", "podwatcher")), name
         for env in container.get("env") or []:
-            assert "value" not in env or not any(w in env["name"] for w in ("PASSWORD", "KEY", "TOKEN")), env
+            # A secret reaches a container as a secretKeyRef or a mounted file, never a plain value.
+            assert "value" not in env or env["value"].startswith("/var/secrets/") or not any(
+                w in env["name"] for w in ("PASSWORD", "KEY", "TOKEN")), env
     assert seen == JUMPHOST_ONLY | {"swarming", "node-exporter"}
 
 
@@ -102,8 +105,9 @@ def test_secrets_only_in_secrets(run_stack):
     run = run_stack("rack1")
     secrets = [r for r in run.of_type("kubernetes:core/v1:Secret")]
     assert {r.inputs["metadata"]["name"] for r in secrets} == {
-        "metadata-sa", "alert-to-pubsub-sa", "router-backup-sa", "router-backup-ssh", "power-cycle",
-        "swarming-sa", "swarming-adb", "image-pull", "datastore-backup-sa"}
+        "metadata-sa", "alert-to-pubsub-sa", "router-backup-sa", "router-backup-ssh", "router-backup-switch",
+        "power-cycle", "power-cycle-ssh", "podwatcher-sa", "swarming-sa", "swarming-adb", "image-pull",
+        "datastore-backup-sa"}
     assert all("stringData" in r.secret_inputs for r in secrets)
 
 

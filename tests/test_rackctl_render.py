@@ -16,12 +16,12 @@ def test_render_rack1_writes_scripts_and_prints_a_summary(tmp_path):
     result = rackctl("render", "rack1", "--out", str(tmp_path / "rack1"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"stack rack1: 552 resources, 539 files in {tmp_path / 'rack1'}"
+    assert lines[0] == f"stack rack1: 562 resources, 548 files in {tmp_path / 'rack1'}"
     assert "RpiAgent                  80  5 Command" in lines
     assert "hosts: 1 reached directly (192.168.1.8), 80 through the jumphost" in lines
     jump = tmp_path / "rack1" / "hosts" / "192.168.1.8"
     assert (jump / "rack1-install.sh").read_text().startswith("#!/bin/sh\n# skolo host script k3s-install")
-    assert (jump / "rack1-legacy-cutover.delete.sh").exists()
+    assert (jump / "metadata-legacy-unit-cutover.delete.sh").exists()
     pi = tmp_path / "rack1" / "hosts" / "192.168.1.100-via-192.168.1.8"
     assert sorted(p.name for p in pi.iterdir()) == [
         "skia-rpi2-rack1-shelf1-001-cgroups.sh", "skia-rpi2-rack1-shelf1-001-join.sh"]

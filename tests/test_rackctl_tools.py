@@ -14,7 +14,7 @@ from rackctl import push
 from tests.conftest import ROOT
 
 STACK_FILES = ("Pulumi.yaml", "Pulumi.rack1.yaml", "Pulumi.rack2.yaml")
-IMAGE = "gcr.io/skia-public/rpi-swarming-client:2025-02-03T04_05_06Z-ops-1a2b3c4-clean"
+IMAGE = "gcr.io/skia-public/rpi-swarming-client:2021-09-03T04_05_06Z-ops-1a2b3c4-clean"
 
 
 def rackctl(*args, cwd=ROOT):
@@ -34,7 +34,7 @@ def test_check_passes_the_example_stacks_and_warns_of_missing_secrets(stack_dir)
     result = rackctl("--config-dir", str(stack_dir), "check")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("rack1: ok (81 nodes, 552 resources, services: metadata, prometheus,")
+    assert lines[0].startswith("rack1: ok (81 nodes, 562 resources, services: metadata, prometheus,")
     assert lines[1].startswith("  warning: secrets not set in Pulumi.rack1.yaml: skolo:k3sToken, skolo:sshPrivateKey,")
     assert rackctl("--config-dir", str(stack_dir), "check", "--strict").returncode == 1
 
@@ -61,7 +61,7 @@ def test_push_rewrites_one_line_and_keeps_comments(stack_dir):
     assert result.returncode == 0, result.stderr
     after = (stack_dir / "Pulumi.rack1.yaml").read_text().splitlines()
     changed = [(a, b) for a, b in zip(before["Pulumi.rack1.yaml"].splitlines(), after) if a != b]
-    assert changed == [("    swarming: gcr.io/skia-public/rpi-swarming-client:2024-06-01T00_00_00Z-skolo-0000000-clean",
+    assert changed == [("    swarming: gcr.io/skia-public/rpi-swarming-client:2021-09-01T00_00_00Z-skolo-0000000-clean",
                         f"    swarming: {IMAGE}")]
     assert len(after) == len(before["Pulumi.rack1.yaml"].splitlines())
     assert (stack_dir / "Pulumi.rack2.yaml").read_text() == before["Pulumi.rack2.yaml"]

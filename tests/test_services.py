@@ -38,6 +38,7 @@ def generated_files(run) -> dict[str, str]:
         "prometheus.yml": maps["prometheus"]["data"]["prometheus.yml"],
         "alerts.yml": maps["prometheus"]["data"]["alerts.yml"],
         "powercycle.json5": maps["power-cycle"]["data"]["powercycle.json5"],
+        "power-cycle-ssh_config": maps["power-cycle"]["data"]["ssh_config"],
         "oauth2_access_token_config.json": maps["swarming-oauth"]["data"]["oauth2_access_token_config.json"],
         "router-backup-devices": maps["router-backup"]["data"]["devices"],
     }
@@ -172,8 +173,10 @@ def test_metadata_ingress_answers_metadata_and_jumphost_on_traefik(run_stack):
 def test_metadata_waits_for_the_legacy_cutover_through_the_provider(run_stack):
     run = run_stack("rack2")
     provider = run.of_type("pulumi:providers:kubernetes")[0]
-    # Depending on the server component means depending on each of its steps, the cut-over first.
-    assert run.named("rack2-legacy-cutover").urn in provider.dependencies
+    # Depending on the server component means depending on each of its steps, which come after
+    # the legacy metadata unit's cut-over.
+    assert run.named("metadata-legacy-unit-cutover").urn in run.named("rack2-sshd").dependencies
+    assert run.named("rack2-install").urn in provider.dependencies
     deployment = next(r for r in run.of_type("kubernetes:apps/v1:Deployment") if r.name.endswith("metadata"))
     assert deployment.provider.startswith(provider.urn)
 
@@ -181,21 +184,31 @@ def test_metadata_waits_for_the_legacy_cutover_through_the_provider(run_stack):
 def test_alert_to_pubsub_flags_default_and_custom(run_stack):
     default = container(objects(run_stack("rack2"), "Deployment")["alert-to-pubsub"])["args"]
     assert default == ["--port=:8000", "--prom_port=:20000", "--location=rack2", "--project=skia-public"]
-    custom = run_stack("rack2", overrides={"services": {"alertToPubsub": {"project": "skia-lab", "topic": "rack-alerts"},
-                                                        "powerCycle": {"enabled": False}}})
+    custom = run_stack("rack2", overrides={"services": {
+        "alertToPubsub": {"project": "skia-lab", "extraArgs": ["--period=30s"]}, "powerCycle": {"enabled": False}}})
     assert container(objects(custom, "Deployment")["alert-to-pubsub"])["args"][-2:] == [
-        "--project=skia-lab", "--topic=rack-alerts"]
+        "--project=skia-lab", "--period=30s"]
 
 
 def test_router_backup_cronjob_devices_and_schedule(run_stack):
     run = run_stack("rack1")
     cron = objects(run, "CronJob")["router-backup"]
     assert cron["spec"]["schedule"] == "0 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
-    assert container(cron)["env"][:2] == [{"name": "BUCKET", "value": "skia-backups"},
-                                          {"name": "FOLDER", "value": "router_config"}]
-    assert objects(run, "ConfigMap")["router-backup"]["data"]["backup.sh"] == BACKUP_SCRIPT.read_text()
+    env = {e["name"]: e.get("value") for e in container(cron)["env"]}
+    assert {k: env[k] for k in ("BUCKET", "FOLDER", "DEVICES", "KNOWN_HOSTS", "SSH_KEY", "SWITCH_PASSWORD_FILE")} == {
+        "BUCKET": "skia-backups", "FOLDER": "router_config", "DEVICES": "/etc/router-backup/devices",
+        "KNOWN_HOSTS": "/etc/router-backup/known_hosts", "SSH_KEY": "/var/secrets/ssh/id",
+        "SWITCH_PASSWORD_FILE": "/var/secrets/switch/password"}
+    data = objects(run, "ConfigMap")["router-backup"]["data"]
+    assert data["backup.sh"] == BACKUP_SCRIPT.read_text()
+    assert data["devices"].splitlines() == ["router 192.168.1.1 admin edgerouter /config/config.boot",
+                                            "rack1-shelf1-poe-switch 192.168.1.2 ubnt edgeswitch -",
+                                            "rack1-shelf2-poe-switch 192.168.1.3 ubnt edgeswitch -"]
+    assert objects(run, "Secret")["router-backup-switch"]["stringData"] == {"password": "planted-powercycle-pw-4e4e"}
     default = run_stack("rack2")
-    assert objects(default, "ConfigMap")["router-backup"]["data"]["devices"] == "router 192.168.1.1 admin /config/config.boot\n"
+    assert objects(default, "ConfigMap")["router-backup"]["data"]["devices"] == (
+        "router 192.168.1.1 admin edgerouter /config/config.boot\n")
+    assert "router-backup-switch" not in objects(default, "Secret")  # no EdgeSwitch: no password
 
 
 def test_router_backup_script_is_shellcheck_clean():
@@ -205,11 +218,29 @@ def test_router_backup_script_is_shellcheck_clean():
 
 def test_power_cycle_config_maps_shelf_ports_and_never_holds_the_password(run_stack):
     run = run_stack("rack1")
-    config = json.loads(objects(run, "ConfigMap")["power-cycle"]["data"]["powercycle.json5"])
+    data = objects(run, "ConfigMap")["power-cycle"]["data"]
+    config = json.loads(data["powercycle.json5"])
     ports = config["edgeswitch"]["rack1-shelf2-poe-switch"]["ports"]
     assert len(ports) == 40 and ports["skia-rpi2-rack1-shelf2-001"] == 1 and ports["skia-rpi2-rack1-shelf2-040"] == 40
-    env = container(objects(run, "Deployment")["power-cycle-daemon"])["env"]
-    assert {"name": "POWERCYCLE_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "power-cycle", "key": "password"}}} in env
+    assert "password" not in data["powercycle.json5"]
+    c = container(objects(run, "Deployment")["podwatcher"])
+    assert {"name": "POWERCYCLE_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "power-cycle", "key": "password"}}} in c["env"]
+    assert c["args"] == ["--config=/usr/local/share/podwatcher/prod.json",
+                         "--powercycle_config=/etc/powercycle/powercycle.json5", "--prom_port=:20000"]
+    # Soft cycles reach each bot by its name, at its address, as the Pis' user.
+    assert "Host skia-rpi2-rack1-shelf2-040\n    HostName 192.168.1.189\n    User chrome-bot\n" in data["ssh_config"]
+    assert "    StrictHostKeyChecking yes\n" in data["ssh_config"]
+
+
+def test_power_cycle_pins_every_host_it_reaches(run_stack):
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    pis = [{"name": f"skia-rpi2-rack2-shelf1-00{i}", "address": f"192.168.1.10{i}", "hostKey": key} for i in range(1, 5)]
+    run = run_stack("rack2", overrides={"rpis": pis, "services": {"powerCycle": {"mpower": [
+        {"name": "rack2-mpower", "address": "192.168.1.20", "user": "ubnt", "hostKey": key,
+         "ports": {p["name"]: i + 1 for i, p in enumerate(pis)}}]}}})
+    known = objects(run, "ConfigMap")["power-cycle"]["data"]["known_hosts"].splitlines()
+    assert known == [f"192.168.1.20 {key}"] + [f"192.168.1.10{i} {key}" for i in range(1, 5)]
+    assert "power-cycle" not in objects(run, "Secret")  # mPower only: no EdgeSwitch password
 
 
 def test_nfs_exports_read_only_to_the_subnet_from_the_jumphost(run_stack):
@@ -235,7 +266,12 @@ def test_swarming_daemonset_as_the_rpi_design_describes(run_stack):
     assert {"name": "work", "hostPath": {"path": "/var/swarming", "type": "DirectoryOrCreate"}} in spec["volumes"]
     assert ds["spec"]["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 4}}
     assert spec["terminationGracePeriodSeconds"] == 3600
-    assert c["args"] == ["--start_swarming"]
+    assert c["command"] == ["/usr/bin/test_machine_monitor"]
+    assert c["args"] == [
+        "--start_swarming", "--config=prod.json",
+        "--metadata_url=http://metadata.metadata.svc.cluster.local:8000/computeMetadata/v1/instance/service-accounts/"
+        "default/token", "--python_exe=/usr/bin/python3", "--port=:11000", "--prom_port=:20000"]
+    assert set(objects(run, "Secret")["swarming-adb"]["stringData"]) == {"adbkey", "adbkey.pub"}
     oauth = json.loads(objects(run, "ConfigMap")["swarming-oauth"]["data"]["oauth2_access_token_config.json"])
     assert oauth["url"] == ("http://metadata.metadata.svc.cluster.local:8000"
                             "/computeMetadata/v1/instance/service-accounts/default/token")
@@ -263,9 +299,9 @@ def test_swarming_without_metadata_falls_back_to_the_legacy_server(run_stack):
 
 def test_image_override_is_used(run_stack):
     run = run_stack("rack2", overrides={"images": {
-        "metadata": "gcr.io/skia-public/metadata:2025-01-02T03_04_05Z-ops-abcdef0-clean",
-        "alertToPubsub": "gcr.io/skia-public/alert-to-pubsub:x", "powerCycle": "gcr.io/skia-public/pcd:x",
+        "metadata": "gcr.io/skia-public/metadata:2021-01-02T03_04_05Z-ops-abcdef0-clean",
+        "alertToPubsub": "gcr.io/skia-public/alert-to-pubsub:x", "powerCycle": "gcr.io/skia-public/podwatcher:x",
         "swarming": "gcr.io/skia-public/rpi-swarming-client:x", "prometheus": "prom/prometheus:v2.53.2"}})
     deployments = objects(run, "Deployment")
-    assert container(deployments["metadata"])["image"] == "gcr.io/skia-public/metadata:2025-01-02T03_04_05Z-ops-abcdef0-clean"
+    assert container(deployments["metadata"])["image"] == "gcr.io/skia-public/metadata:2021-01-02T03_04_05Z-ops-abcdef0-clean"
     assert container(deployments["prometheus"])["image"] == "prom/prometheus:v2.53.2"

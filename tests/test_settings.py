@@ -30,7 +30,7 @@ def test_rack2_defaults():
     assert s.k3s_install_script_url == "https://get.k3s.io"
     assert s.api_server == "https://127.0.0.1:6442"
     assert s.cluster_cidr == "10.44.0.0/14"
-    assert s.legacy_metadata_unit == "metadata"
+    assert s.services.metadata.legacy_unit == "metadata-server"
 
 
 def test_rack1_shelves_expand_to_named_pis_at_consecutive_addresses():
@@ -40,7 +40,7 @@ def test_rack1_shelves_expand_to_named_pis_at_consecutive_addresses():
     assert (s.rpis[39].name, s.rpis[39].address) == ("skia-rpi2-rack1-shelf1-040", "192.168.1.139")
     assert (s.rpis[40].name, s.rpis[40].address) == ("skia-rpi2-rack1-shelf2-001", "192.168.1.150")
     assert s.api_server == "https://192.168.1.8:6443"
-    assert s.legacy_metadata_unit == "metadata-server"
+    assert s.services.metadata.legacy_unit == "metadata-server"
 
 
 def test_custom_jumphost_and_pi_fields():
@@ -51,9 +51,8 @@ def test_custom_jumphost_and_pi_fields():
     raw["rpis"] = [{"name": "pi-1", "address": "192.168.1.20", "hostKey": key, "rejoin": 2},
                    {"shelf": "pi-shelf", "count": 2, "firstAddress": "192.168.1.30", "start": 5,
                     "overrides": {"pi-shelf-006": {"rejoin": 1}}}]
-    raw["legacyMetadataUnit"] = ""
     raw["apiServer"] = ""
-    raw["services"] = {"powerCycle": {"enabled": False}}
+    raw["services"] = {"powerCycle": {"enabled": False}, "metadata": {"legacyUnit": ""}}
     s = parse(raw)
     assert s.jumphost.model_dump() == dict(name="jh", address="rack2.skolo.example", lan_address="192.168.1.8",
                                            user="ops", port=2222, host_key=key)
@@ -62,7 +61,7 @@ def test_custom_jumphost_and_pi_fields():
         dict(name="pi-shelf-005", address="192.168.1.30", host_key=None, rejoin=0, state="active"),
         dict(name="pi-shelf-006", address="192.168.1.31", host_key=None, rejoin=1, state="active")]
     assert s.api_server == "https://rack2.skolo.example:6443"
-    assert s.legacy_metadata_unit == ""
+    assert s.services.metadata.legacy_unit == ""
 
 
 def test_every_problem_is_reported_at_once_with_key_path_and_value():
@@ -139,8 +138,11 @@ def test_error_text_says_nothing_was_changed_and_lists_each_problem():
      ["skolo:clusterCidr: 192.168.0.0/16 contains the jumphost's LAN address 192.168.1.8; pick a network the "
       "rack LAN does not use"]),
     (lambda r: r.update(clusterCidr="nope"), ["skolo:clusterCidr: expected an IPv4 network like 10.44.0.0/14, got 'nope'"]),
-    (lambda r: r.update(legacyMetadataUnit="rm -rf /"),
-     ["skolo:legacyMetadataUnit: expected a systemd unit name like metadata-server, or '' for none, got 'rm -rf /'"]),
+    (lambda r: r["services"].update(metadata={"legacyUnit": "rm -rf /"}),
+     ["skolo:services.metadata.legacyUnit: expected a systemd unit name like metadata-server, or '' for none, "
+      "got 'rm -rf /'"]),
+    (lambda r: r.update(legacyMetadataUnit="metadata-server"),
+     ["skolo:legacyMetadataUnit: moved to skolo:services.metadata.legacyUnit (README: config)"]),
     (lambda r: r.update(k3sversion="v1.31.6+k3s1"), ["skolo:k3sversion: unknown key (did you mean skolo:k3sVersion?)"]),
 ])
 def test_exact_error_messages(mutate, expected):

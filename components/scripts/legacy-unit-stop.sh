@@ -1,5 +1,5 @@
-# Cut-over: stop and disable the legacy metadata server so traefik can take port 80.
-# Parameters: UNIT. A missing unit is fine (a jumphost that never ran it).
+# Cut-over: stop and disable a legacy unit of the "push" system, so the service that replaces it
+# can take its port. Parameters: UNIT. A missing unit is fine (a jumphost that never ran it).
 set -eu
 if systemctl cat "$UNIT" >/dev/null 2>&1; then
   if systemctl is-active --quiet "$UNIT" || systemctl is-enabled --quiet "$UNIT"; then

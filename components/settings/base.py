@@ -90,8 +90,9 @@ class Model(BaseModel):
 
     def options(self) -> dict[str, Any]:
         """The options that have a value, by Python name, for the component's Args. An option
-        with no value here (None) takes the default on the component's Args."""
-        return {k: v for k, v in self.model_dump(exclude={"enabled"}).items() if v is not None}
+        with no value here (None) takes the default on the component's Args. (The legacy unit
+        is the program's wiring, not the component's.)"""
+        return {k: v for k, v in self.model_dump(exclude={"enabled", "legacy_unit"}).items() if v is not None}
 
 
 _BUILT_IN = {"missing": "missing; this key is required", "tuple_type": "expected a list", "dict_type": "expected an object"}

@@ -10,9 +10,10 @@ from typing import Annotated, Any, Optional, Union
 
 from pydantic import Discriminator, Field, PrivateAttr, Tag, ValidationInfo, field_validator, model_validator
 
+from components import skia
 from components.settings.base import Model, rules, shape
 from components.settings.fields import (
-    K3S_VERSION, NAMESPACE, ClusterNetwork, HostKey, IPv4, K3sVersion, NodeName, Port, Text, Unit, count, fail,
+    K3S_VERSION, NAMESPACE, ClusterNetwork, HostKey, IPv4, K3sVersion, NodeName, Port, Text, count, fail,
     one_of, url)
 from components.settings.secrets import SECRET_KEYS, Secret
 from components.settings.services import IMAGE_SERVICES, Guardrails, Images, Services
@@ -20,6 +21,8 @@ from components.settings.services import IMAGE_SERVICES, Guardrails, Images, Ser
 PI_STATES = ("active", "cordoned", "drained")
 SERVICE_CIDR = ipaddress.ip_network("10.43.0.0/16")  # k3s's own; the pod network must not overlap it
 NODE_CIDR_PREFIX = 24  # k3s gives every node a /24 of the pod network
+# Keys that moved: the stack gets told where, not that the key is unknown.
+MOVED = {"legacyMetadataUnit": "services.metadata.legacyUnit"}
 
 
 class Jumphost(Model):
@@ -84,6 +87,17 @@ class Shelf(Model):
                 for i, name in enumerate(f"{self.shelf}-{n:03d}" for n in range(self.start, self.start + self.count))]
 
 
+def _swarming_image(image: str, era: str) -> list[str]:
+    """An rpi-swarming-client image must be of the era whose command and --config the rack passes."""
+    problem = skia.image_problem(skia.SWARMING_ERAS[era].program, image)
+    actual = skia.swarming_era_for(image)
+    if problem and actual:
+        program = skia.SWARMING_ERAS[actual]
+        return [f"{image!r} is an image of era {actual} ({program.program.command[0]}, --config={program.config}), "
+                f"not of era {era}; set {NAMESPACE}:services.swarming.era: {actual}"]
+    return [problem] if problem else []
+
+
 PiEntry = Annotated[Union[Annotated[Rpi, Tag("<pi>")], Annotated[Shelf, Tag("<shelf>")]],
                     Discriminator(lambda v: "<shelf>" if isinstance(v, dict) and "shelf" in v else "<pi>")]
 
@@ -108,9 +122,6 @@ class Settings(Model):
     cluster_cidr: ClusterNetwork = Field("10.44.0.0/14", validate_default=True)
     """Pod network. Each node takes a /24, so /14 fits 1024 nodes (k3s's default /16 caps a rack at 256). Fixed when
     the server is first created."""
-    legacy_metadata_unit: Unit = "metadata"
-    """systemd unit of the legacy metadata server, stopped at cut-over so traefik can take port 80 and started again
-    on rollback. Empty to skip."""
     services: Services = Services()
     """Per-service settings, each {enabled (default true), ...}. Options and defaults: README."""
     images: Images = Images()
@@ -124,6 +135,8 @@ class Settings(Model):
 
     @classmethod
     def unknown(cls, key: str) -> str:
+        if key in MOVED:
+            return f"moved to {NAMESPACE}:{MOVED[key]} (README: config)"
         hint = difflib.get_close_matches(key, cls.yaml_keys() + list(SECRET_KEYS), n=1)
         return "unknown key" + (f" (did you mean {NAMESPACE}:{hint[0]}?)" if hint else "")
 
@@ -188,12 +201,21 @@ class Settings(Model):
 
     @field_validator("images")
     @classmethod
-    def _skia_images_pinned_while_enabled(cls, images: Images, info: ValidationInfo) -> Images:
-        services = info.data.get("services")
-        if services and (problems := [
-                ((key,), f"missing; pin the image {service} runs, e.g. gcr.io/skia-public/<app>:<yyyy-mm-ddTHH_MM_SSZ>"
-                         f"-<user>-<hash>-clean, or set {NAMESPACE}:services.{service}.enabled to false")
-                for key, service in IMAGE_SERVICES.items() if images.get(key) is None and services.named(service).enabled]):
+    def _skia_images_pinned_and_known(cls, images: Images, info: ValidationInfo) -> Images:
+        services, problems = info.data.get("services"), []
+        for key, service in IMAGE_SERVICES.items() if services else ():
+            image = images.get(key)
+            if not services.named(service).enabled:
+                continue
+            if image is None:
+                problems.append(((key,), f"missing; pin the image {service} runs, e.g. gcr.io/skia-public/<app>:"
+                                         f"<yyyy-mm-ddTHH_MM_SSZ>-<user>-<hash>-clean, or set "
+                                         f"{NAMESPACE}:services.{service}.enabled to false"))
+            elif key == "swarming":
+                problems += [((key,), p) for p in _swarming_image(image, services.swarming.era)]
+            elif key in skia.BY_IMAGE_KEY and (problem := skia.image_problem(skia.BY_IMAGE_KEY[key], image)):
+                problems.append(((key,), problem))
+        if problems:
             raise rules(problems)
         return images
 

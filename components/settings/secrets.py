@@ -52,11 +52,19 @@ def _json_key(value: str) -> Optional[str]:
     return "expected a service-account JSON key ({\"type\": \"service_account\", ...})"
 
 
+def _line(value: str) -> Optional[str]:
+    return "expected a single line" if "\n" in value.strip() else None
+
+
+FORMS: Mapping[str, Callable[[str], Optional[str]]] = {"token": _token, "pem": _private_key, "json": _json_key,
+                                                       "line": _line}
+
+
 @dataclass(frozen=True)
 class SecretKey:
     key: str
-    check: Callable[[str], Optional[str]]
-    """What is wrong with a value, or None."""
+    form: str
+    """token, pem (a private key), json (a service-account key) or line."""
     needed: Callable[["Settings"], bool]
     """Whether a stack must set it."""
     when: str
@@ -64,29 +72,43 @@ class SecretKey:
     description: str
 
 
-def _while(service: str, check, description: str) -> tuple:
-    return check, lambda s: s.enabled(service), f"while {service} is enabled", description
+def _switches(s: "Settings") -> bool:
+    """Whether anything logs into an EdgeSwitch's CLI."""
+    cycle, backup = s.services.power_cycle, s.services.router_backup
+    return bool(cycle.enabled and cycle.edgeswitch) or (
+        backup.enabled and any(d.kind == "edgeswitch" for d in backup.devices or ()))
+
+
+def _while(service: str, form: str, description: str) -> tuple:
+    return form, lambda s: s.enabled(service), f"while {service} is enabled", description
 
 
 SECRETS = tuple(SecretKey(key, *rest) for key, *rest in [
-    ("k3sToken", _token, lambda s: True, "always",
+    ("k3sToken", "token", lambda s: True, "always",
      "Cluster join token, shared by all racks so jumphosts are hot-swappable (berglas etc/k3s-node-token)."),
-    ("sshPrivateKey", _private_key, lambda s: True, "always", "Private key of the SSH user on the jumphost and every Pi."),
-    ("metadataServiceAccountKey", *_while("metadata", _json_key, "JSON key of the service account whose tokens the "
+    ("sshPrivateKey", "pem", lambda s: True, "always", "Private key of the SSH user on the jumphost and every Pi."),
+    ("metadataServiceAccountKey", *_while("metadata", "json", "JSON key of the service account whose tokens the "
                                                                  "metadata server hands to the bots.")),
-    ("alertToPubsubServiceAccountKey", *_while("alertToPubsub", _json_key, "JSON key with roles/pubsub.editor for "
+    ("alertToPubsubServiceAccountKey", *_while("alertToPubsub", "json", "JSON key with roles/pubsub.editor for "
                                                                            "alert-to-pubsub.")),
-    ("routerBackupServiceAccountKey", *_while("routerBackup", _json_key, "JSON key allowed to write the backup bucket.")),
-    ("routerBackupSshKey", *_while("routerBackup", _private_key, "SSH private key router-backup uses to copy configs "
+    ("routerBackupServiceAccountKey", *_while("routerBackup", "json", "JSON key allowed to write the backup bucket.")),
+    ("routerBackupSshKey", *_while("routerBackup", "pem", "SSH private key router-backup uses to copy configs "
                                                                  "off the router and switches.")),
-    ("powerCyclePassword", *_while("powerCycle", lambda v: "expected a single line" if "\n" in v.strip() else None,
-                                   "Password of the EdgeSwitch/mPower devices, given as POWERCYCLE_PASSWORD.")),
-    ("swarmingServiceAccountKey", *_while("swarming", _json_key, "JSON key of the swarming bots' service account.")),
-    ("adbKey", *_while("swarming", _private_key, "adb private key (adbkey) the bots use to talk to the phones.")),
-    ("datastoreBackupServiceAccountKey", _json_key, lambda s: s.enabled("datastoreBackup") and (
+    ("powerCyclePassword", "line", _switches, "while powerCycle or routerBackup has an EdgeSwitch",
+     "Password of the EdgeSwitches' CLI (Skia's POWERCYCLE_PASSWORD): power-cycle turns PoE ports off and on with it, "
+     "router-backup reads the switches' configs with it."),
+    ("powerCycleSshKey", *_while("powerCycle", "pem", "SSH private key of the power cycler: mPower strips and, "
+                                                             "for soft cycles, the Pis' user accept it.")),
+    ("powerCycleServiceAccountKey", *_while("powerCycle", "json", "JSON key of podwatcher's service account "
+                                                                     "(logging.logWriter, datastore.user).")),
+    ("swarmingServiceAccountKey", *_while("swarming", "json", "JSON key of the swarming bots' service account "
+                                                                 "(logging.logWriter, pubsub.admin, datastore.user).")),
+    ("adbKey", *_while("swarming", "pem", "adb private key (adbkey) the bots use to talk to the phones.")),
+    ("adbPublicKey", *_while("swarming", "line", "adb public key (adbkey.pub), which adb reads beside adbkey.")),
+    ("datastoreBackupServiceAccountKey", "json", lambda s: s.enabled("datastoreBackup") and (
         s.services.datastore_backup.destination.startswith("gs://")), "while datastoreBackup writes to gs://",
      "JSON key allowed to write the k3s datastore backups."),
-    ("imagePullKey", _json_key, lambda s: False, "optional",
+    ("imagePullKey", "json", lambda s: False, "optional",
      "JSON key of a service account that can pull from gcr.io; when set, every namespace gets a pull secret."),
 ])
 SECRET_KEYS = tuple(s.key for s in SECRETS)
@@ -107,7 +129,7 @@ def check(settings: Optional["Settings"], values: Mapping[str, Optional[str]],
                 problems.append(f"{path}: missing; {fix}")
         elif spec.key in plaintext:
             problems.append(f"{path}: is stored in plain text in the stack file; remove it and {fix}")
-        elif problem := spec.check(raw):
+        elif problem := FORMS[spec.form](raw):
             problems.append(f"{path}: {problem} (value not shown); {fix}")
         else:
             good[spec.key] = Secret(raw)

@@ -6,16 +6,34 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from components.settings.base import Model, shape
+from components import skia
+from components.settings.base import Model, rules, shape
 from components.settings.fields import (
-    AbsPath, Bool, Cron, Destination, Duration, IPv4, Image, MaxUnavailable, Network, NodeName, Quantity, Registry,
-    Text, count, fail, scalar, show)
+    AbsPath, Bool, Cron, Destination, Duration, HostKey, IPv4, Image, MaxUnavailable, Network, NodeName, Quantity,
+    Registry, Text, Unit, count, fail, one_of, scalar, show)
 
 
 class Service(Model):
     enabled: Bool = True
+
+
+def _flag_problems(program: skia.Program, args: tuple[str, ...], at: tuple = ()) -> list[tuple[tuple, str]]:
+    """extraArgs: flags a stack adds to one of Skia's programs, each one it defines and none the
+    rack already sets."""
+    return [(at + (i,), p) for i, a in enumerate(args) for p in program.problems((a,))] + [
+        (at + (i,), f"--{name} is set by this rack already; use the service's own option for it")
+        for i, a in enumerate(args) for name in skia.flag_names((a,)) & program.managed]
+
+
+def _flags_of(program: skia.Program):
+    def check(args: tuple[str, ...]) -> tuple[str, ...]:
+        if problems := _flag_problems(program, args):
+            raise rules(problems)
+        return args
+
+    return check
 
 
 class _ShelfPorts(Model):
@@ -48,10 +66,21 @@ def _strings(item):
 
 
 class Device(Model):
+    """A router or switch whose config router-backup keeps."""
+
     name: NodeName
     address: IPv4
+    kind: one_of("edgerouter", "edgeswitch")
     user: Text
-    path: AbsPath
+    path: Optional[AbsPath] = None
+    host_key: Optional[HostKey] = None
+
+    @model_validator(mode="after")
+    def _only_a_router_has_a_config_file(self) -> "Device":
+        if self.kind == "edgeswitch" and self.path:
+            raise rules([(("path",), "an EdgeSwitch has no config file: router-backup reads its running-config "
+                                     "through the CLI; remove path")])
+        return self
 
 
 class PowerStrip(Model):
@@ -59,6 +88,7 @@ class PowerStrip(Model):
     address: IPv4
     user: Optional[Text] = None
     ports: _ports(8)
+    host_key: Optional[HostKey] = None
 
 
 class EdgeSwitch(PowerStrip):
@@ -71,9 +101,23 @@ class Prometheus(Service):
     scrape_interval: Duration = None
 
 
+class Metadata(Service):
+    legacy_unit: Unit = "metadata-server"
+    extra_args: _strings(Text) = None
+    _flags = field_validator("extra_args")(_flags_of(skia.METADATA))
+
+
 class AlertToPubsub(Service):
     project: Text = None
-    topic: Text = None
+    topic: Any = None
+    extra_args: _strings(Text) = None
+    _flags = field_validator("extra_args")(_flags_of(skia.ALERT_TO_PUBSUB))
+
+    @field_validator("topic")
+    @classmethod
+    def _no_topic(cls, value: Any) -> None:
+        raise fail(f"alert-to-pubsub has no --topic flag: it always publishes to {skia.ALERT_TO_PUBSUB_TOPIC} "
+                   f"in the project ({skia.ALERT_TO_PUBSUB.source}); remove topic")
 
 
 class RouterBackup(Service):
@@ -82,21 +126,34 @@ class RouterBackup(Service):
     folder: Text = None
     devices: _list_of(Device) = None
     max_age_hours: count(1) = None
+    legacy_unit: Unit = "router-backup"
 
 
 class PowerCycle(Service):
     mpower: _list_of(PowerStrip) = None
     edgeswitch: _list_of(EdgeSwitch) = None
+    legacy_unit: Unit = "powercycle-daemon"
+    extra_args: _strings(Text) = None
+    _flags = field_validator("extra_args")(_flags_of(skia.PODWATCHER))
 
 
 class Nfs(Service):
     export_path: AbsPath = None
     subnet: Network = None
+    legacy_unit: Unit = "nfs-kernel-server"
 
 
 class Swarming(Service):
     max_unavailable: MaxUnavailable = None
     termination_grace_seconds: count(30) = None
+    era: one_of(*skia.SWARMING_ERAS) = skia.NEWEST_ERA
+    extra_args: _strings(Text) = None
+
+    @model_validator(mode="after")
+    def _flags_of_the_eras_program(self) -> "Swarming":
+        if problems := _flag_problems(skia.SWARMING_ERAS[self.era].program, self.extra_args or (), ("extraArgs",)):
+            raise rules(problems)
+        return self
 
 
 class DatastoreBackup(Service):
@@ -107,7 +164,7 @@ class DatastoreBackup(Service):
 
 class Services(Model):
     noun, listing = "service", "services"
-    metadata: Service = Service()
+    metadata: Metadata = Metadata()
     prometheus: Prometheus = Prometheus()
     alert_to_pubsub: AlertToPubsub = AlertToPubsub()
     router_backup: RouterBackup = RouterBackup()
