@@ -31,6 +31,8 @@ class K3sServerArgs:
     """Exact k3s release; an older one than installed is refused on the host."""
     install_script_url: str
     """Where the host fetches the k3s install script."""
+    install_script_sha256: str = ""
+    """SHA-256 the script must match before it runs; empty: not checked (https only)."""
     token: pulumi.Input[str] = field(repr=False)
     """Cluster join token; reaches the host on stdin only."""
     tls_sans: tuple[str, ...]
@@ -102,7 +104,8 @@ class K3sServer(pulumi.ComponentResource):
             f"{name}-install", connection=args.connection,
             create=hostscripts.script(
                 "k3s-install", ROLE="server", NODE_NAME=args.node_name, K3S_VERSION=args.k3s_version,
-                INSTALL_SCRIPT_URL=args.install_script_url, TOKEN_FILE=hostscripts.K3S_TOKEN_FILE,
+                INSTALL_SCRIPT_URL=args.install_script_url,
+                INSTALL_SCRIPT_SHA256=args.install_script_sha256, TOKEN_FILE=hostscripts.K3S_TOKEN_FILE,
                 CONFIG_YAML=config_yaml).command,
             stdin=pulumi.Output.secret(args.token),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[sshd])))

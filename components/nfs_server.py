@@ -1,9 +1,9 @@
 """NfsServer: the rack's NFS export (the Pis' root image), served from the jumphost.
 
 Owns the nfs namespace and one privileged, host-network pod pinned to the jumphost that
-exports a host path read-only to the rack subnet, as nfs-kernel-server did
-(/opt/prod/root to 192.168.1.0/24). The jumphost's kernel serves NFS: the pod only
-configures it, so the legacy nfs-kernel-server must be stopped first.
+exports a host path read-only to the rack subnet, as nfs-kernel-server did (/opt/prod/root to
+the rack LAN). The jumphost's kernel serves NFS: the pod only configures it, so the legacy
+nfs-kernel-server is stopped first (LegacyUnit).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ class NfsServerArgs:
     """An NFS server image configured by NFS_EXPORT_<n> (erichough/nfs-server)."""
     image_pull_key: Optional[pulumi.Input[str]] = field(default=None, repr=False)
     """gcr.io pull key, when the images are private."""
-    export_path: str = "/opt/prod/root"
-    """Directory on the jumphost to export."""
-    subnet: str = "192.168.1.0/24"
-    """Who may mount it, read-only."""
+    export_path: str
+    """Directory on the jumphost to export (the Pis' root image)."""
+    subnet: str
+    """Who may mount it, read-only (the rack LAN, by default)."""
     namespace: str = "nfs"
     """Namespace of everything this component owns."""
 

@@ -21,7 +21,6 @@ from components import kube
 
 SCRIPT = Path(__file__).parent / "scripts" / "pod" / "router-backup.sh"
 EDGEROUTER_CONFIG = "/config/config.boot"
-ROUTER = {"name": "router", "address": "192.168.1.1", "kind": "edgerouter", "user": "admin"}
 CONFIG_DIR = "/etc/router-backup"
 
 
@@ -35,12 +34,12 @@ class RouterBackupArgs:
     """JSON key allowed to write the bucket."""
     ssh_key: pulumi.Input[str] = field(repr=False)
     """Private key the EdgeRouters accept."""
+    devices: tuple[dict, ...]
+    """{name, address, kind (edgerouter or edgeswitch), user, path (edgerouter), host_key} of each device."""
     switch_password: Optional[pulumi.Input[str]] = field(default=None, repr=False)
     """The EdgeSwitches' CLI password; needed when a device is an EdgeSwitch."""
     image_pull_key: Optional[pulumi.Input[str]] = field(default=None, repr=False)
     """gcr.io pull key, when the images are private."""
-    devices: tuple[dict, ...] = (ROUTER,)
-    """{name, address, kind (edgerouter or edgeswitch), user, path (edgerouter), host_key} of each device."""
     schedule: str = "0 3 * * *"
     """When the backup runs (cron, the node's time zone: UTC on the jumphost)."""
     bucket: str = "skia-backups"

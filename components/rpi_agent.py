@@ -40,6 +40,8 @@ class RpiAgentArgs:
     """Exact k3s release, the server's."""
     install_script_url: str
     """Where the Pi fetches the k3s install script."""
+    install_script_sha256: str = ""
+    """SHA-256 the script must match before it runs; empty: not checked (https only)."""
     server_url: str
     """https://<jumphost LAN address>:6443."""
     token: pulumi.Input[str] = field(repr=False)
@@ -94,7 +96,8 @@ class RpiAgent(pulumi.ComponentResource):
             f"{name}-join", connection=args.connection,
             create=hostscripts.script(
                 "k3s-install", ROLE="agent", NODE_NAME=args.node_name, K3S_VERSION=args.k3s_version,
-                INSTALL_SCRIPT_URL=args.install_script_url, TOKEN_FILE=hostscripts.K3S_TOKEN_FILE,
+                INSTALL_SCRIPT_URL=args.install_script_url,
+                INSTALL_SCRIPT_SHA256=args.install_script_sha256, TOKEN_FILE=hostscripts.K3S_TOKEN_FILE,
                 CONFIG_YAML=yaml.safe_dump(agent_config(args), sort_keys=False)).command,
             stdin=pulumi.Output.secret(args.token),
             triggers=rejoin, opts=after(boot, replace_first=True))

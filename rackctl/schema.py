@@ -26,6 +26,10 @@ _TYPES = {str: "string", int: "integer", bool: "boolean"}
 
 
 def _pulumi_type(annotation) -> dict:
+    if typing.get_origin(annotation) is typing.Union:  # Optional[X]
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return {"type": "object"}
     if typing.get_origin(annotation) in (tuple, list):
@@ -46,6 +50,8 @@ def config_block() -> dict:
     for name, field in Settings.model_fields.items():
         decl = _pulumi_type(field.annotation)
         if not field.is_required():
+            if field.default is None:  # the CLI reads a null default as none, and then requires the key
+                raise ValueError(f"{field.alias}: give it a default Pulumi.yaml can declare (not None)")
             decl["default"] = _default(field.default)
         decl["description"] = _words(field.description or "")
         block[f"{NAMESPACE}:{field.alias}"] = decl

@@ -95,6 +95,14 @@ class Rack:
     pis: list[Host]
     processes: list[subprocess.Popen] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
+    installer: Optional[Path] = None
+    """The stand-in install script the jumphost serves over http (its checksum is pinned)."""
+
+    @property
+    def installer_sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.installer.read_bytes()).hexdigest()
 
     # --- what pulumi-command does: one SSH session running the command, stdin fed ---------
 
@@ -287,7 +295,8 @@ def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False
         from rackctl.program import STAND_IN_KUBECONFIG
 
         installer = (STANDINS / "install.sh").read_text()
-        (served / "install.sh").write_text(installer.replace("__STAND_IN_KUBECONFIG__\n", STAND_IN_KUBECONFIG))
+        rack.installer = served / "install.sh"
+        rack.installer.write_text(installer.replace("__STAND_IN_KUBECONFIG__\n", STAND_IN_KUBECONFIG))
         rack.processes.append(subprocess.Popen(
             ["ip", "netns", "exec", jh, sys.executable, "-m", "http.server", "--bind", jumphost.address,
              "--directory", str(served), str(HTTP_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

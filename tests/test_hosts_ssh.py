@@ -38,12 +38,14 @@ def declare(run_stack, rack):
 
     def run(**overrides):
         config = {
+            # The sandbox's rack LAN: the jumphost's links to the Pis (10.232.<i>.1 - .2).
             "jumphost": {"name": "skolo-test-jumphost", "address": rack.jumphost.address, "user": "root",
-                         "hostKey": rack.jumphost.host_key_pub},
+                         "lanAddress": "10.232.0.1", "lanCidr": "10.232.0.0/16", "hostKey": rack.jumphost.host_key_pub},
             "rpis": [{"name": name, "address": pi.address, "hostKey": pi.host_key_pub}
                      for name, pi in zip(PIS, rack.pis)],
             "k3sVersion": VERSION,
             "k3sInstallScriptUrl": f"http://{rack.jumphost.address}:{hosts.HTTP_PORT}/install.sh",
+            "k3sInstallScriptSha256": rack.installer_sha256,
             "services": {s: {"enabled": False} for s in ("metadata", "prometheus", "alertToPubsub", "routerBackup",
                                                          "powerCycle", "nfs", "swarming")},
         }
@@ -91,6 +93,17 @@ def test_server_install_on_a_fresh_jumphost(rack, declare):
     assert installer == ["call: server", f"INSTALL_K3S_VERSION={VERSION}"]
     assert not any(s in jh.read(f"{hosts.STATE}/installer-env.log") for s in SECRETS)
     assert "restart k3s" in jh.log("systemctl")
+
+
+def test_an_installer_that_does_not_match_its_pinned_checksum_never_runs(rack, declare):
+    run = declare()  # pins the installer as served now
+    rack.installer.write_text(rack.installer.read_text().replace("set -eu", "set -eu\necho tampered"))
+    refused = rack.run(run.named("rack2-install"))
+    assert refused.returncode == 1
+    assert ("skolo[skolo-test-jumphost]: the install script from "
+            f"http://{rack.jumphost.address}:{hosts.HTTP_PORT}/install.sh does not match "
+            "skolo:k3sInstallScriptSha256; not running it") in refused.stderr
+    assert rack.jumphost.log("installer") == []
 
 
 def test_second_run_with_the_same_inputs_changes_nothing(rack, declare):
@@ -218,7 +231,7 @@ def test_pi_joins_through_the_jumphost_with_the_token_only_on_stdin(rack, declar
     assert f"installing k3s {VERSION} (agent; was: not installed)" in out.stdout
     assert pi.read("/etc/rancher/k3s/skolo-token") == PLANTED["k3sToken"]
     config = pi.read("/etc/rancher/k3s/config.yaml")
-    assert f"server: https://{rack.jumphost.address}:6443" in config and f"node-name: {PIS[0]}" in config
+    assert "server: https://10.232.0.1:6443" in config and f"node-name: {PIS[0]}" in config
     assert pi.log("installer") == ["call: agent", f"INSTALL_K3S_VERSION={VERSION}"]
     assert "restart k3s-agent" in pi.log("systemctl")
     again = ok(rack.run(declare().named(f"{PIS[0]}-join")))

@@ -125,12 +125,14 @@ def test_server_install_script_params_and_config(run_stack):
 
 def test_custom_install_url_and_cidr_reach_every_install(run_stack):
     run = run_stack("rack2", overrides={"k3sInstallScriptUrl": "http://mirror.rack2.lan/k3s-install.sh",
+                                        "k3sInstallScriptSha256": "a" * 64,
                                         "clusterCidr": "10.48.0.0/16", "k3sVersion": "v1.32.2+k3s1"})
     installs = [r for r in run.of_type(CMD) if r.name.endswith(("-install", "-join"))]
     assert len(installs) == 5
     for r in installs:
         p = params(script_of(r))
         assert p["INSTALL_SCRIPT_URL"] == "http://mirror.rack2.lan/k3s-install.sh"
+        assert p["INSTALL_SCRIPT_SHA256"] == "a" * 64
         assert p["K3S_VERSION"] == "v1.32.2+k3s1"
     assert yaml.safe_load(params(script_of(run.named("rack2-install")))["CONFIG_YAML"])["cluster-cidr"] == "10.48.0.0/16"
 
@@ -187,10 +189,12 @@ def test_removing_a_pi_is_a_jumphost_side_delete(run_stack):
 
 
 def test_rejoin_replaces_only_that_pi_delete_first(run_stack):
+    from tests.conftest import stack_raw
+
+    pis = stack_raw("rack2")["rpis"]
     base = run_stack("rack2")
-    bumped = run_stack("rack2", overrides={"rpis": [
-        {"name": f"skia-rpi2-rack2-shelf1-00{i}", "address": f"192.168.1.10{i}", **({"rejoin": 1} if i == 2 else {})}
-        for i in range(1, 5)]})
+    bumped = run_stack("rack2", overrides={"rpis": [{**pi, **({"rejoin": 1} if i == 1 else {})}
+                                                    for i, pi in enumerate(pis)]})
     before = {r.urn: r.inputs for r in base.resources}
     changed = sorted(r.name for r in bumped.resources if before[r.urn] != r.inputs)
     assert changed == [f"skia-rpi2-rack2-shelf1-002-{s}" for s in ("boot", "cgroups", "join", "node", "state")]

@@ -23,9 +23,10 @@ def problems(raw, secrets=None, plaintext=frozenset()) -> list[str]:
 def test_rack2_defaults():
     s = parse(stack_raw("rack2"))
     assert s.jumphost.model_dump() == dict(name="skolo-rack2-jumphost", address="192.168.1.8",
-                                           lan_address="192.168.1.8", user="chrome-bot", port=22, host_key=None)
+                                           lan_address="192.168.1.8", lan_cidr=None, user="chrome-bot", port=22,
+                                           host_key=stack_raw("rack2")["jumphost"]["hostKey"])
     assert [p.name for p in s.rpis] == [f"skia-rpi2-rack2-shelf1-00{i}" for i in range(1, 5)]
-    assert all(p.rejoin == 0 and p.host_key is None for p in s.rpis)
+    assert all(p.rejoin == 0 and p.host_key.startswith("ssh-ed25519 ") for p in s.rpis)
     assert s.k3s_version == "v1.31.6+k3s1" and s.k3s_minor == "1.31"
     assert s.k3s_install_script_url == "https://get.k3s.io"
     assert s.api_server == "https://127.0.0.1:6442"
@@ -55,7 +56,7 @@ def test_custom_jumphost_and_pi_fields():
     raw["services"] = {"powerCycle": {"enabled": False}, "metadata": {"legacyUnit": ""}}
     s = parse(raw)
     assert s.jumphost.model_dump() == dict(name="jh", address="rack2.skolo.example", lan_address="192.168.1.8",
-                                           user="ops", port=2222, host_key=key)
+                                           lan_cidr=None, user="ops", port=2222, host_key=key)
     assert [p.model_dump() for p in s.rpis] == [
         dict(name="pi-1", address="192.168.1.20", host_key=key, rejoin=2, state="active"),
         dict(name="pi-shelf-005", address="192.168.1.30", host_key=None, rejoin=0, state="active"),
@@ -90,7 +91,7 @@ def test_error_text_says_nothing_was_changed_and_lists_each_problem():
     (lambda r: r.pop("jumphost"), ["skolo:jumphost: missing; this key is required (see Pulumi.rack1.yaml)"]),
     (lambda r: r.pop("rpis"), ["skolo:rpis: missing; this key is required (see Pulumi.rack1.yaml)"]),
     (lambda r: r.update(jumphost="192.168.1.8"),
-     ["skolo:jumphost: expected an object with keys name, address, lanAddress, user, port, hostKey, "
+     ["skolo:jumphost: expected an object with keys name, address, lanAddress, lanCidr, user, port, hostKey, "
       "got a string '192.168.1.8'"]),
     (lambda r: r["jumphost"].pop("name"), ["skolo:jumphost.name: missing; this key is required"]),
     (lambda r: r["jumphost"].update(adress="x"), ["skolo:jumphost.adress: unknown key (did you mean address?)"]),
@@ -144,6 +145,66 @@ def test_error_text_says_nothing_was_changed_and_lists_each_problem():
     (lambda r: r.update(legacyMetadataUnit="metadata-server"),
      ["skolo:legacyMetadataUnit: moved to skolo:services.metadata.legacyUnit (README: config)"]),
     (lambda r: r.update(k3sversion="v1.31.6+k3s1"), ["skolo:k3sversion: unknown key (did you mean skolo:k3sVersion?)"]),
+    # Dangerous values, refused before any host is touched.
+    (lambda r: r["jumphost"].update(address="../../x"),
+     ["skolo:jumphost.address: expected an IPv4 address or a DNS name, got '../../x'"]),
+    (lambda r: r["rpis"][0].update(address="8.8.8.8"),
+     ["skolo:rpis[0].address: 8.8.8.8 is a public address; Pis live on the rack's private LAN (192.168.1.0/24)"]),
+    (lambda r: r["rpis"][0].update(address="10.0.0.5"),
+     ["skolo:rpis[0].address: 10.0.0.5 is outside the rack LAN 192.168.1.0/24 (skolo:jumphost.lanCidr)"]),
+    (lambda r: r["rpis"][0].update(address="192.168.1.255"),
+     ["skolo:rpis[0].address: 192.168.1.255 is the broadcast address of the rack LAN 192.168.1.0/24"]),
+    (lambda r: r["rpis"][0].update(address="192.168.1.0"),
+     ["skolo:rpis[0].address: 192.168.1.0 is the network address of the rack LAN 192.168.1.0/24"]),
+    (lambda r: r["rpis"].append({"shelf": "s", "count": 3, "firstAddress": "192.168.2.10"}),
+     ["skolo:rpis[4].firstAddress (s-001): 192.168.2.10 is outside the rack LAN 192.168.1.0/24 "
+      "(skolo:jumphost.lanCidr)"]),
+    (lambda r: r["jumphost"].update(lanCidr="10.0.0.0/8"),
+     ["skolo:jumphost.lanCidr: 10.0.0.0/8 does not contain the jumphost's LAN address 192.168.1.8"]),
+    (lambda r: r["rpis"].append({"shelf": "skia-rpi2-" + "x" * 50, "count": 1, "firstAddress": "192.168.1.50"}),
+     ["skolo:rpis[4].shelf (skia-rpi2-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-001): "
+      "'skia-rpi2-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-001' has 64 characters; a node name is also "
+      "the Pi's hostname, which may have at most 63"]),
+    (lambda r: r["services"].update(nfs={"exportPath": "/"}),
+     ["skolo:services.nfs.exportPath: / is a system directory; export the Pis' root image directory (like "
+      "/opt/prod/root), never the jumphost's own files"]),
+    (lambda r: r["services"].update(nfs={"exportPath": "/etc/rancher"}),
+     ["skolo:services.nfs.exportPath: /etc/rancher is a system directory; export the Pis' root image directory (like "
+      "/opt/prod/root), never the jumphost's own files"]),
+    (lambda r: r["services"].update(nfs={"subnet": "192.168.0.0/16"}),
+     ["skolo:services.nfs.subnet: 192.168.0.0/16 reaches beyond the rack LAN 192.168.1.0/24 "
+      "(skolo:jumphost.lanCidr); the Pis' root image would be exported outside the rack"]),
+    (lambda r: r["services"].update(nfs={"subnet": "10.1.2.0/24"}),
+     ["skolo:services.nfs.subnet: 10.1.2.0/24 reaches beyond the rack LAN 192.168.1.0/24 "
+      "(skolo:jumphost.lanCidr); the Pis' root image would be exported outside the rack"]),
+    (lambda r: r["services"].update(datastoreBackup={"destination": "/"}),
+     ["skolo:services.datastoreBackup.destination: / is a system directory; use a directory of its own like "
+      "/var/backups/skolo-k3s"]),
+    (lambda r: r["services"].update(datastoreBackup={"destination": "/opt/prod/root/k3s"}),
+     ["skolo:services.datastoreBackup.destination: /opt/prod/root/k3s is inside the NFS export /opt/prod/root, which "
+      "the whole rack can read; the backups hold the cluster token"]),
+    (lambda r: r.update(k3sInstallScriptUrl="http://mirror.rack2.lan/install.sh"),
+     ["skolo:k3sInstallScriptUrl: 'http://mirror.rack2.lan/install.sh' is fetched without TLS, so anything on the way "
+      "could hand every host another installer to run as root; use https, or pin the script with "
+      "skolo:k3sInstallScriptSha256 (sha256sum of the script)"]),
+    (lambda r: r.update(k3sInstallScriptSha256="abc"),
+     ["skolo:k3sInstallScriptSha256: expected a SHA-256 checksum (64 hex digits), or '' for none, got 'abc'"]),
+    (lambda r: r["services"].update(routerBackup={"devices": [{"name": "r", "address": "192.168.1.1",
+                                                               "kind": "edgerouter", "user": "-oProxyCommand=x"}]}),
+     ["skolo:services.routerBackup.devices[0].user: expected a user name (letters, digits, '_', '.' and '-', not "
+      "starting with '-'), got '-oProxyCommand=x'"]),
+    (lambda r: r["services"].update(routerBackup={"devices": [{"name": "r", "address": "192.168.1.1",
+                                                               "kind": "edgerouter", "user": "ad min"}]}),
+     ["skolo:services.routerBackup.devices[0].user: expected a user name (letters, digits, '_', '.' and '-', not "
+      "starting with '-'), got 'ad min'"]),
+    (lambda r: r["services"].update(routerBackup={"devices": [{"name": "r", "address": "192.168.1.1",
+                                                               "kind": "edgerouter", "user": "admin",
+                                                               "path": "/config/$(reboot)"}]}),
+     ["skolo:services.routerBackup.devices[0].path: expected an absolute path of letters, digits and ._/@+- without "
+      "'..', got '/config/$(reboot)'"]),
+    (lambda r: r["services"].update(metadata={"legacyUnit": "-metadata"}),
+     ["skolo:services.metadata.legacyUnit: expected a systemd unit name like metadata-server, or '' for none, "
+      "got '-metadata'"]),
 ])
 def test_exact_error_messages(mutate, expected):
     raw = stack_raw("rack2")
@@ -269,4 +330,5 @@ def test_guardrails_settings():
     assert problems(raw) == [
         "skolo:guardrails.allowedRegistries[0]: expected a registry prefix ending in '/', like gcr.io/skia-public/, "
         "got 'gcr.io/skia-public'",
-        "skolo:guardrails.hostPaths[0]: expected an absolute path without '..' or spaces, got 'etc'"]
+        "skolo:guardrails.hostPaths[0]: expected an absolute path of letters, digits and ._/@+- without '..', "
+        "got 'etc'"]

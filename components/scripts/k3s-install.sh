@@ -1,7 +1,8 @@
 # Install or upgrade k3s (server or agent) at exactly K3S_VERSION, idempotently.
 # Parameters (set above by components/hostscripts.py): ROLE, NODE_NAME, K3S_VERSION,
-# INSTALL_SCRIPT_URL, TOKEN_FILE, CONFIG_YAML. The join token arrives on stdin and only ever goes to a
-# 0600 file that config.yaml points at (token-file), never to a command line or the output.
+# INSTALL_SCRIPT_URL, INSTALL_SCRIPT_SHA256 (empty: not checked), TOKEN_FILE, CONFIG_YAML. The join
+# token arrives on stdin and only ever goes to a 0600 file that config.yaml points at (token-file),
+# never to a command line or the output.
 set -eu
 
 CONFIG_DIR=/etc/rancher/k3s
@@ -50,6 +51,10 @@ if [ "$installed" != "$K3S_VERSION" ]; then
   installer=$(mktemp)
   trap 'rm -f "$installer"' EXIT
   curl -sfL --retry 3 -o "$installer" "$INSTALL_SCRIPT_URL"
+  if [ -n "$INSTALL_SCRIPT_SHA256" ] && ! printf '%s  %s\n' "$INSTALL_SCRIPT_SHA256" "$installer" | sha256sum -c - >/dev/null 2>&1; then
+    say "the install script from $INSTALL_SCRIPT_URL does not match skolo:k3sInstallScriptSha256; not running it" >&2
+    exit 1
+  fi
   INSTALL_K3S_VERSION="$K3S_VERSION" sh "$installer" "$ROLE"
 elif [ -n "$token_changed$config_changed" ]; then
   say "k3s $K3S_VERSION already installed; config changed, restarting $SERVICE"

@@ -73,7 +73,7 @@ def one_of(*choices: str):
 
 
 def _abs_path(v: str):
-    return (v.rstrip("/") or "/") if v.startswith("/") and ".." not in v.split("/") and " " not in v else None
+    return (v.rstrip("/") or "/") if re.match(r"^/[A-Za-z0-9._/@+-]*$", v) and ".." not in v.split("/") else None
 
 
 def _host_key(v: str):
@@ -87,6 +87,14 @@ _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _CRON = r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?"
 
 Text = scalar(str, "a non-empty string", lambda v: v.strip() or None)
+# Words that reach a host script or an ssh command line: no spaces, no leading '-', no shell.
+User = scalar(str, "a user name (letters, digits, '_', '.' and '-', not starting with '-')",
+              matching(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"))
+Host = scalar(str, "an IPv4 address or a DNS name", lambda v: str(ipaddress.IPv4Address(v)) if re.match(
+    r"^[0-9.]+$", v) else matching(r"^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}"
+                                   r"[A-Za-z0-9])?)*$")(v))
+Sha256 = scalar(str, "a SHA-256 checksum (64 hex digits), or '' for none", lambda v: v.lower() if re.match(
+    r"^([0-9a-fA-F]{64})?$", v) else None)
 Bool = scalar(bool, "true or false", lambda v: v if isinstance(v, bool) else None)
 IPv4 = scalar(str, "an IPv4 address", lambda v: str(ipaddress.IPv4Address(v.strip())))
 Network = scalar(str, "an IPv4 network like 192.168.1.0/24", lambda v: str(ipaddress.IPv4Network(v.strip())))
@@ -99,7 +107,7 @@ HostKey = scalar(str, "a host key in authorized_keys format ('ssh-ed25519 AAAA..
                  hint="; read it with: ssh-keyscan -t ed25519 HOST")
 K3sVersion = scalar(str, "an exact k3s release like v1.31.6+k3s1", lambda v: v.strip() if K3S_VERSION.match(v.strip())
                     else None, hint="; channels and 'latest' are refused so every node runs the same, reviewed k3s")
-AbsPath = scalar(str, "an absolute path without '..' or spaces", _abs_path)
+AbsPath = scalar(str, "an absolute path of letters, digits and ._/@+- without '..'", _abs_path)
 Destination = scalar(str, "gs://BUCKET/FOLDER or an absolute path on the jumphost", lambda v: v.rstrip("/") if re.match(
     r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[A-Za-z0-9._/-]*)?$", v) else _abs_path(v))
 Image = scalar(str, "a pinned image reference (registry/name:tag or @sha256:...; not :latest)", lambda v: v if re.match(
@@ -114,4 +122,4 @@ Registry = scalar(str, "a registry prefix ending in '/', like gcr.io/skia-public
 MaxUnavailable = scalar(object, "a number of Pis (at least 1) or a percentage like '5%'", lambda v: _int(
     lambda n: n >= 1)(v) or (v if re.match(r"^([1-9][0-9]?|100)%$", v) else None))
 Unit = scalar(str, "a systemd unit name like metadata-server, or '' for none",
-              lambda v: v if v == "" else matching(r"^[A-Za-z0-9:_.@\\-]+$")(v))
+              lambda v: v if v == "" else matching(r"^[A-Za-z0-9:_.@][A-Za-z0-9:_.@-]*$")(v))

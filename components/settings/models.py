@@ -11,10 +11,11 @@ from typing import Annotated, Any, Optional, Union
 from pydantic import Discriminator, Field, PrivateAttr, Tag, ValidationInfo, field_validator, model_validator
 
 from components import skia
+from components.settings import places
 from components.settings.base import Model, rules, shape
 from components.settings.fields import (
-    K3S_VERSION, NAMESPACE, ClusterNetwork, HostKey, IPv4, K3sVersion, NodeName, Port, Text, count, fail,
-    one_of, url)
+    K3S_VERSION, NAMESPACE, ClusterNetwork, Host, HostKey, IPv4, K3sVersion, Network, NodeName, Port, Sha256, User,
+    count, fail, one_of, url)
 from components.settings.secrets import SECRET_KEYS, Secret
 from components.settings.services import IMAGE_SERVICES, Guardrails, Images, Services
 
@@ -27,9 +28,10 @@ MOVED = {"legacyMetadataUnit": "services.metadata.legacyUnit"}
 
 class Jumphost(Model):
     name: NodeName
-    address: Text
+    address: Host
     lan_address: Optional[IPv4] = None
-    user: Text = "chrome-bot"
+    lan_cidr: Optional[Network] = None
+    user: User = "chrome-bot"
     port: Port = 22
     host_key: Optional[HostKey] = None
 
@@ -44,11 +46,18 @@ class Jumphost(Model):
         return data
 
     @model_validator(mode="after")
-    def _lan_address_is_known(self) -> "Jumphost":
+    def _lan_address_is_known_and_on_the_lan(self) -> "Jumphost":
         if self.lan_address is None:
             raise rules([(("lanAddress",), f"missing; required when {NAMESPACE}:jumphost.address is a host name "
                                            f"({self.address!r}): the Pis join the API server at this IPv4 address")])
+        if ipaddress.IPv4Address(self.lan_address) not in self.lan:
+            raise rules([(("lanCidr",), f"{self.lan} does not contain the jumphost's LAN address {self.lan_address}")])
         return self
+
+    @property
+    def lan(self) -> ipaddress.IPv4Network:
+        """The rack LAN: lanCidr, or the /24 of the jumphost's LAN address."""
+        return ipaddress.IPv4Network(self.lan_cidr or f"{self.lan_address}/24", strict=False)
 
 
 class PiOverride(Model):
@@ -87,6 +96,28 @@ class Shelf(Model):
                 for i, name in enumerate(f"{self.shelf}-{n:03d}" for n in range(self.start, self.start + self.count))]
 
 
+def _not_a_pi_address(address: str, lan: ipaddress.IPv4Network) -> Optional[str]:
+    ip = ipaddress.IPv4Address(address)
+    if not ip.is_private:
+        return f"{ip} is a public address; Pis live on the rack's private LAN ({lan})"
+    if ip not in lan:
+        return f"{ip} is outside the rack LAN {lan} ({NAMESPACE}:jumphost.lanCidr)"
+    if ip in (lan.network_address, lan.broadcast_address):
+        return f"{ip} is the {'network' if ip == lan.network_address else 'broadcast'} address of the rack LAN {lan}"
+    return None
+
+
+def _first_per_place(problems: list) -> list:
+    """One problem per key (a shelf's first Pi off the LAN says it for the shelf)."""
+    seen, out = set(), []
+    for where, message in problems:
+        place = (where[0], where[1].split(" (")[0]) if len(where) == 2 else where
+        if place not in seen or not where:
+            seen.add(place)
+            out.append((where, message))
+    return out
+
+
 def _swarming_image(image: str, era: str) -> list[str]:
     """An rpi-swarming-client image must be of the era whose command and --config the rack passes."""
     problem = skia.image_problem(skia.SWARMING_ERAS[era].program, image)
@@ -115,7 +146,10 @@ class Settings(Model):
     """Exact k3s release for every node, e.g. v1.31.6+k3s1. Channels and "latest" are refused; older than installed
     is refused on the host."""
     k3s_install_script_url: url("https", "http") = "https://get.k3s.io"
-    """Where each host fetches the official k3s install script (a mirror on an air-gapped rack)."""
+    """Where each host fetches the official k3s install script (a mirror on an air-gapped rack). http:// only with
+    k3sInstallScriptSha256."""
+    k3s_install_script_sha256: Sha256 = ""
+    """SHA-256 of the install script; when set, each host checks the script against it before running it."""
     api_server: url("https") = Field("", validate_default=True)
     """URL the Kubernetes provider uses, e.g. https://127.0.0.1:6442 through an SSH tunnel. Empty means
     https://<jumphost address>:6443."""
@@ -158,12 +192,17 @@ class Settings(Model):
                     problems.append(((i, keys[attr]), f"{attr} {value!r} is already used by {seen[value]}; "
                                                       f"every Pi needs its own {attr}"))
                 seen.setdefault(value, f"{NAMESPACE}:rpis[{i}].{keys[attr]}")
-        for _, _, pi in located:
+        for keys, i, pi in located:
             if jumphost and (pi.name == jumphost.name or pi.address == jumphost.lan_address):
                 what = "name" if pi.name == jumphost.name else "address"
                 problems.append(((), f"{pi.name} has the same {what} as {NAMESPACE}:jumphost"))
+            elif jumphost and (problem := _not_a_pi_address(pi.address, jumphost.lan)):
+                problems.append(((i, keys["address"]), problem))
+            if len(pi.name) > 63:
+                problems.append(((i, keys["name"]), f"{pi.name!r} has {len(pi.name)} characters; a node name is also "
+                                                    f"the Pi's hostname, which may have at most 63"))
         if problems:
-            raise rules(problems)
+            raise rules(_first_per_place(problems))
         return tuple(pi for _, _, pi in located)
 
     @field_validator("api_server", mode="wrap")
@@ -172,6 +211,15 @@ class Settings(Model):
         if value == "":
             return f"https://{info.data['jumphost'].address}:6443" if "jumphost" in info.data else ""
         return handler(value)
+
+    @model_validator(mode="after")
+    def _installer_over_http_only_when_pinned(self) -> "Settings":
+        if self.k3s_install_script_url.startswith("http://") and not self.k3s_install_script_sha256:
+            raise rules([(("k3sInstallScriptUrl",),
+                          f"{self.k3s_install_script_url!r} is fetched without TLS, so anything on the way could hand "
+                          f"every host another installer to run as root; use https, or pin the script with "
+                          f"{NAMESPACE}:k3sInstallScriptSha256 (sha256sum of the script)")])
+        return self
 
     @field_validator("cluster_cidr")
     @classmethod
@@ -190,12 +238,16 @@ class Settings(Model):
 
     @field_validator("services")
     @classmethod
-    def _power_cycled_bots_are_pis(cls, services: Services, info: ValidationInfo) -> Services:
+    def _bots_are_pis_and_paths_are_safe(cls, services: Services, info: ValidationInfo) -> Services:
         pis, cycle = {pi.name for pi in info.data.get("rpis") or ()}, services.power_cycle
-        if pis and cycle.enabled and (problems := [
-                (("powerCycle", kind, i, "ports", bot), f"not a Pi of this rack ({NAMESPACE}:rpis)")
-                for kind in ("mpower", "edgeswitch") for i, device in enumerate(getattr(cycle, kind) or ())
-                for bot in device.ports if bot not in pis]):
+        problems = [(("powerCycle", kind, i, "ports", bot), f"not a Pi of this rack ({NAMESPACE}:rpis)")
+                    for kind in ("mpower", "edgeswitch") for i, device in enumerate(getattr(cycle, kind) or ())
+                    for bot in device.ports if pis and cycle.enabled and bot not in pis]
+        problems += places.path_problems(services)
+        if "jumphost" in info.data:
+            lan_problems, services = places.with_lan_defaults(services, info.data["jumphost"].lan)
+            problems += lan_problems
+        if problems:
             raise rules(problems)
         return services
 
@@ -244,6 +296,17 @@ class Settings(Model):
     def k3s_minor(self) -> str:
         """'1.31' for v1.31.6+k3s1: the Kubernetes schema version objects are checked against."""
         return ".".join(K3S_VERSION.match(self.k3s_version).groups()[:2])
+
+    def ssh_hosts(self) -> list[tuple[str, str, str, Optional[str]]]:
+        """(what, name, address, pinned host key) of every host something of this rack reaches over
+        SSH: the jumphost, the Pis, and the devices of the enabled backup and power cycler."""
+        backup, cycle = self.services.router_backup, self.services.power_cycle
+        devices = [(f"{d.kind} (routerBackup)", d) for d in backup.devices or () if backup.enabled]
+        devices += [(f"{kind} (powerCycle)", d) for kind in ("mpower", "edgeswitch")
+                    for d in getattr(cycle, kind) or () if cycle.enabled]
+        return ([("jumphost", self.jumphost.name, self.jumphost.address, self.jumphost.host_key)]
+                + [("Pi", pi.name, pi.address, pi.host_key) for pi in self.rpis]
+                + [(what, d.name, d.address, d.host_key) for what, d in devices])
 
     @property
     def node_names(self) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from components import skia
 from components.settings.base import Model, rules, shape
 from components.settings.fields import (
     AbsPath, Bool, Cron, Destination, Duration, HostKey, IPv4, Image, MaxUnavailable, Network, NodeName, Quantity,
-    Registry, Text, Unit, count, fail, one_of, scalar, show)
+    Registry, Text, Unit, User, count, fail, one_of, scalar, show)
 
 
 class Service(Model):
@@ -71,7 +71,7 @@ class Device(Model):
     name: NodeName
     address: IPv4
     kind: one_of("edgerouter", "edgeswitch")
-    user: Text
+    user: User
     path: Optional[AbsPath] = None
     host_key: Optional[HostKey] = None
 
@@ -86,7 +86,7 @@ class Device(Model):
 class PowerStrip(Model):
     name: NodeName
     address: IPv4
-    user: Optional[Text] = None
+    user: Optional[User] = None
     ports: _ports(8)
     host_key: Optional[HostKey] = None
 
@@ -138,7 +138,7 @@ class PowerCycle(Service):
 
 
 class Nfs(Service):
-    export_path: AbsPath = None
+    export_path: AbsPath = "/opt/prod/root"
     subnet: Network = None
     legacy_unit: Unit = "nfs-kernel-server"
 

@@ -4,7 +4,7 @@ NODE_NAME=skia-rpi2-rack2-shelf1-001
 PI_ADDRESS=192.168.1.101
 PI_USER=chrome-bot
 PI_PORT=22
-PI_HOST_KEY=''
+PI_HOST_KEY='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICYn2ez1kYaCd7uSR0gEuccJRmSAo8o6Islfxwos6Fp5'
 DRAIN_SECONDS=120
 # Runs on the jumphost when a Pi leaves the rack (or is re-joined): drain its Node, uninstall
 # the k3s agent on the Pi if it answers, then delete the Node, which also drops its
