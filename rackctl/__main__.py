@@ -21,6 +21,7 @@ Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).
   push SERVICE IMAGE    pin a new image in the stack files and roll it out, canary first
   observer STACK        a read-only kubeconfig (short-lived token) for one rack
   stacks                the stacks in canary order (smallest rack first)
+  hostkeys STACK        pin every host's SSH host key in the stack file (trust on first use, once)
   schema                Pulumi.yaml's config block, generated from the settings models
 """
 
@@ -106,6 +107,12 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hostkeys(args: argparse.Namespace) -> int:
+    from rackctl import hostkeys
+
+    return hostkeys.hostkeys(args.stack, _config_dir(args), args.ssh_option, args.dry_run)
+
+
 def _stacks(args: argparse.Namespace) -> int:
     names = program.canary_order(program.stacks(_config_dir(args)), _config_dir(args))
     print(json.dumps(names) if args.json else "\n".join(names))
@@ -124,7 +131,8 @@ def parser() -> argparse.ArgumentParser:
                                    "write every Kubernetes object and host script it declares under OUT, then print "
                                    "a summary.")
     r.add_argument("stack", help="stack (rack) name, e.g. rack1 for Pulumi.rack1.yaml")
-    r.add_argument("--out", help="output directory, replaced on each run (default: build/STACK)")
+    r.add_argument("--out", help="output directory: new, empty, or one an earlier render wrote (whose files it "
+                                 "replaces; nothing else is touched) (default: build/STACK)")
     r.set_defaults(func=_render)
 
     c = sub.add_parser("check", help="validate every stack file (for CI)",
@@ -184,6 +192,19 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--duration", default="8h", help="token lifetime, e.g. 8h or 30m (default 8h)")
     o.set_defaults(func=_observer)
 
+    h = sub.add_parser("hostkeys", help="pin every host's SSH host key in the stack file",
+                       description="Read the SSH host key of the jumphost (from here) and of every Pi, router, switch "
+                                   "and power strip of STACK (through the jumphost, over a connection checked against "
+                                   "the jumphost's key), and write each unpinned one as hostKey into "
+                                   "Pulumi.STACK.yaml, comments kept, for review in a pull request. A pinned key is "
+                                   "never replaced; a changed one is reported. Exits 1 when a host did not answer "
+                                   "or a key changed.")
+    h.add_argument("stack")
+    h.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
+                   help="extra ssh argument for the connection to the jumphost (repeatable)")
+    h.add_argument("--dry-run", action="store_true", help="show what would be pinned, write nothing")
+    h.set_defaults(func=_hostkeys)
+
     g = sub.add_parser("schema", help="Pulumi.yaml's config block, generated from the settings models",
                        description="Print Pulumi.yaml as the settings models (components/settings) declare it: every "
                                    "key with its type, description and default, and the secrets every stack needs. "
@@ -213,12 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     args.command = trailing
     from rackctl.attach import AttachError
     from rackctl.diff import DiffError
+    from rackctl.hostkeys import HostKeysError
     from rackctl.observer import ObserverError
     from rackctl.push import PushError
 
     try:
         return args.func(args)
-    except (ConfigError, program.StackFileError, AttachError, DiffError, PushError, ObserverError) as e:
+    except (ConfigError, program.StackFileError, AttachError, DiffError, HostKeysError, PushError,
+            ObserverError, render.RenderError) as e:
         print(f"rackctl: {e}", file=sys.stderr)
         return 2
 

@@ -61,17 +61,36 @@ def wait_for_port(port: int, tunnel: subprocess.Popen, seconds: float) -> None:
     raise AttachError(f"the SSH tunnel did not open 127.0.0.1:{port} within {seconds:.0f}s")
 
 
-def tunnel_command(stack: str, config_dir: Path, port: int, ssh_options: Sequence[str]) -> list[str]:
-    jumphost = program.settings_for(stack, config_dir).jumphost
+def tunnel_command(jumphost, port: int, ssh_options: Sequence[str]) -> list[str]:
     return ["ssh", "-N", "-o", "ExitOnForwardFailure=yes", "-o", "BatchMode=yes", *ssh_options,
             "-L", f"127.0.0.1:{port}:127.0.0.1:{API_PORT}", "-p", str(jumphost.port),
             f"{jumphost.user}@{jumphost.address}"]
 
 
+def read_kubeconfig(stack: str, kubeconfig_file: Optional[str]) -> tuple[str, str]:
+    """The kubeconfig's text and where it came from, refused with a clear line when it is missing
+    or is not a kubeconfig (never quoting it: it holds client keys)."""
+    if not kubeconfig_file:
+        return kubeconfig_from_stack(stack), f"the kubeconfig output of stack {stack}"
+    try:
+        raw = Path(kubeconfig_file).read_text()
+    except FileNotFoundError:
+        raise AttachError(f"--kubeconfig {kubeconfig_file}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise AttachError(f"--kubeconfig {kubeconfig_file}: cannot read it ({type(e).__name__})") from None
+    return raw, kubeconfig_file
+
+
 def attach(stack: str, command: Sequence[str], config_dir: Path, kubeconfig_file: Optional[str] = None,
            ssh_options: Sequence[str] = (), wait_seconds: float = 20) -> int:
-    raw = Path(kubeconfig_file).read_text() if kubeconfig_file else kubeconfig_from_stack(stack)
+    jumphost = program.settings_for(stack, config_dir).jumphost  # an unknown stack stops here
+    raw, source = read_kubeconfig(stack, kubeconfig_file)
     port = free_port()
+    try:
+        kubeconfig = rewrite_kubeconfig(raw, server=f"https://127.0.0.1:{port}", name=stack)
+    except ValueError:
+        raise AttachError(f"{source} is not a kubeconfig (expected clusters, contexts and users); "
+                          f"contents not shown") from None
     private = Path(tempfile.mkdtemp(prefix=f"rackctl-{stack}-"))
     path = private / "kubeconfig"
     tunnel = None
@@ -85,8 +104,8 @@ def attach(stack: str, command: Sequence[str], config_dir: Path, kubeconfig_file
             signal.signal(sig, stop)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(rewrite_kubeconfig(raw, server=f"https://127.0.0.1:{port}", name=stack))
-        tunnel = subprocess.Popen(tunnel_command(stack, config_dir, port, ssh_options),
+            f.write(kubeconfig)
+        tunnel = subprocess.Popen(tunnel_command(jumphost, port, ssh_options),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True, start_new_session=True)
         wait_for_port(port, tunnel, wait_seconds)

@@ -15,6 +15,7 @@ k3s kubeconfig; and the Pi cgroup step, reporting a first bring-up that needs a 
 from __future__ import annotations
 
 import json
+import re
 import runpy
 import sys
 from dataclasses import dataclass, field
@@ -102,6 +103,8 @@ class Run:
     resources: list[Declared] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
+    placeholders: list[str] = field(default_factory=list)
+    """Secret keys that were placeholders (the stack file does not hold them in the clear)."""
 
     def of_type(self, type_: str) -> list[Declared]:
         return [r for r in self.resources if r.type == type_]
@@ -193,33 +196,67 @@ def _as_cli_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def stack_config(stack: str, project_dir: Path = PROJECT_DIR,
-                 secrets: Optional[dict[str, str]] = None,
-                 overrides: Optional[dict[str, Any]] = None) -> tuple[dict[str, str], list[str]]:
-    """The config the CLI would give the program for `stack`, and the secret keys.
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a stack file. Duplicate keys (YAML would keep the last silently),
+    a `config:` that is not a mapping, and broken YAML are refused, naming the place but never
+    quoting the file: it may hold a secret in plain text."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.error import MarkedYAMLError
 
-    `secrets` supplies secret values (tests plant known ones); secrets not supplied become
-    placeholders. `overrides` replaces or, with value None, removes plain keys (tests).
-    """
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    try:
+        doc = YAML(typ="safe", pure=True).load(path.read_text()) or {}
+    except DuplicateKeyError as e:
+        key = re.search(r'duplicate key "(.*?)"', e.problem or "")
+        raise StackFileError(f"{path.name} line {e.problem_mark.line + 1}: {key.group(1) if key else 'a key'} is set "
+                             f"twice; YAML would silently keep the last one") from None
+    except MarkedYAMLError as e:
+        where = f" (line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1})" if e.problem_mark else ""
+        raise StackFileError(f"{path.name} is not valid YAML{where}: {e.problem}") from None
+    config = doc.get("config", {}) if isinstance(doc, dict) else None
+    if not isinstance(config, dict):
+        raise StackFileError(f"{path.name}: expected `config:` to be a mapping of key: value, "
+                             f"got {type(config).__name__ if config is not None else type(doc).__name__}")
+    return config
+
+
+def stack_yaml():
+    """ruamel.yaml set up to rewrite a stack file keeping its comments and its own style: maps
+    by two, list dashes two in, items four in."""
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 4096
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+@dataclass
+class StackConfig:
+    """The config the CLI would give the program for one stack."""
+
+    values: dict[str, str]
+    """Every key, as the CLI hands it over: strings as they are, the rest as JSON."""
+    secret_keys: list[str]
+    """The keys the CLI would mark secret: encrypted in the stack file, or supplied as secrets.
+    A secret key stored in plain text is not among them, so the settings layer refuses it."""
+    placeholders: list[str]
+    """Secret keys the stack file does not hold in the clear (encrypted or unset): placeholders."""
+
+
+def stack_config(stack: str, project_dir: Path = PROJECT_DIR, secrets: Optional[dict[str, str]] = None,
+                 overrides: Optional[dict[str, Any]] = None) -> StackConfig:
+    """`secrets` supplies secret values (tests plant known ones); secrets not supplied become
+    placeholders. `overrides` replaces or, with value None, removes plain keys (tests)."""
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise StackFileError(f"no stack file {stack_file.name}; stacks here: {', '.join(known)}")
-    try:
-        doc = yaml.safe_load(stack_file.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise StackFileError(f"{stack_file.name} is not valid YAML: {e}") from None
-    values = {}
-    declared = project.get("config") or {}
-    for key, decl in declared.items():
-        if isinstance(decl, dict) and "default" in decl:
-            values[key] = decl["default"]
-    secret_keys = [f"{NAMESPACE}:{k}" for k in settings.SECRET_KEYS]
-    for key, value in (doc.get("config") or {}).items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            continue  # encrypted in the stack file: only the CLI can read it
-        values[key] = value
+        raise StackFileError(f"no stack file {stack_file.name}; stacks here: {', '.join(stacks(project_dir))}")
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    values = {k: d["default"] for k, d in (project.get("config") or {}).items() if isinstance(d, dict) and "default" in d}
+    for key, value in read_stack_file(stack_file).items():
+        if not (isinstance(value, dict) and set(value) == {"secure"}):  # encrypted: only the CLI can read it
+            values[key] = value
     for key, value in (overrides or {}).items():
         full = key if ":" in key else f"{NAMESPACE}:{key}"
         if value is None:
@@ -227,16 +264,19 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR,
         else:
             values[full] = value
     supplied = secrets if secrets is not None else {}
-    for full in secret_keys:
-        short = full.split(":", 1)[1]
+    secret_keys, placeholders = [], []
+    for short in settings.SECRET_KEYS:
+        full = f"{NAMESPACE}:{short}"
         if short in supplied:
-            if supplied[short] is None:
-                values.pop(full, None)
-            else:
+            values.pop(full, None)
+            if supplied[short] is not None:
                 values[full] = supplied[short]
+                secret_keys.append(full)
         elif full not in values and short not in OPTIONAL_SECRETS:
             values[full] = _placeholder(short)
-    return {k: _as_cli_value(v) for k, v in values.items()}, secret_keys
+            secret_keys.append(full)
+            placeholders.append(full)
+    return StackConfig({k: _as_cli_value(v) for k, v in values.items()}, secret_keys, placeholders)
 
 
 def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
@@ -274,8 +314,10 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
 def run_stack(stack: str, project_dir: Path = PROJECT_DIR, secrets: Optional[dict[str, str]] = None,
               overrides: Optional[dict[str, Any]] = None, config_dir: Optional[Path] = None) -> Run:
     """Run the program in `project_dir` with the config of Pulumi.`stack`.yaml in `config_dir`."""
-    config, secret_keys = stack_config(stack, config_dir or project_dir, secrets, overrides)
-    return run_program(stack, config, secret_keys, project_dir)
+    config = stack_config(stack, config_dir or project_dir, secrets, overrides)
+    run = run_program(stack, config.values, config.secret_keys, project_dir)
+    run.placeholders = config.placeholders
+    return run
 
 
 
@@ -287,9 +329,9 @@ def stacks(config_dir: Path = PROJECT_DIR) -> list[str]:
 def settings_for(stack: str, config_dir: Path = PROJECT_DIR) -> settings.Settings:
     """A stack's validated settings, read from its file as the CLI would (placeholders for
     secrets), without running the program."""
-    config, _ = stack_config(stack, config_dir)
+    config = stack_config(stack, config_dir)
     raw, secrets = {}, {}
-    for full, value in config.items():
+    for full, value in config.values.items():
         namespace, key = full.split(":", 1)
         if namespace != NAMESPACE:
             continue
@@ -297,7 +339,8 @@ def settings_for(stack: str, config_dir: Path = PROJECT_DIR) -> settings.Setting
             secrets[key] = value
         else:
             raw[key] = settings.decode(value)
-    return settings.parse(stack, raw, secrets)
+    plaintext = frozenset(k for k in secrets if f"{NAMESPACE}:{k}" not in config.secret_keys)
+    return settings.parse(stack, raw, secrets, plaintext)
 
 
 def canary_order(names: list[str], config_dir: Path = PROJECT_DIR) -> list[str]:

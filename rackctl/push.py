@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Sequence
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 
 from components import settings
 from components.settings.base import lines
@@ -24,15 +23,6 @@ from rackctl import program
 
 class PushError(Exception):
     pass
-
-
-def _yaml() -> YAML:
-    y = YAML(typ="rt")
-    y.preserve_quotes = True
-    y.width = 4096
-    # The stack files' own style: maps by two, list dashes two in, items four in.
-    y.indent(mapping=2, sequence=4, offset=2)
-    return y
 
 
 def validate(service: str, image: str) -> None:
@@ -46,7 +36,7 @@ def validate(service: str, image: str) -> None:
 
 def rewrite(text: str, service: str, image: str) -> str:
     """The stack file's text with images.<service> set to `image`, nothing else touched."""
-    y = _yaml()
+    y = program.stack_yaml()
     doc = y.load(text)
     config = doc.setdefault("config", {})
     key = f"{settings.NAMESPACE}:images"

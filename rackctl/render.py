@@ -1,13 +1,17 @@
 """`rackctl render STACK --out DIR`: what one stack would put on its rack, as files.
 
 Writes every Kubernetes object the program declares as YAML under kubernetes/, every host
-script (create and delete) under hosts/<host>/, and returns a summary for the terminal.
-Secret inputs are never written: a stdin that carries a secret is listed as such, not shown.
+script (create and delete) under hosts/<host>/, and returns a summary for the terminal. Secret
+values are never written: a Secret's keys are rendered with a placeholder value (so the files
+still apply with `kubectl apply --dry-run=server`), a stdin that carries a secret is not shown.
+
+The output directory is render's own: it is marked, and a render replaces only the files the
+marker says the last one wrote. A directory that is not empty and not marked is refused, and
+nothing is written outside it.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -18,6 +22,14 @@ from rackctl.program import Declared, Run
 
 COMMAND_TYPE = "command:remote:Command"
 K8S_PREFIX = "kubernetes:"
+MARKER = ".rackctl-render"
+PLACEHOLDER = "rackctl-render-placeholder: pulumi up sets this from the stack's secrets"
+# A dockerconfigjson Secret must hold JSON with auths; the API server checks it.
+DOCKERCONFIG_PLACEHOLDER = '{"auths": {}}'
+
+
+class RenderError(Exception):
+    pass
 
 
 def _host_of(resource: Declared) -> str:
@@ -75,12 +87,17 @@ def kubernetes_objects(run: Run) -> dict[str, dict]:
         manifest = {k: _canonical(r.inputs[k]) for k in head if k in r.inputs}
         for key in sorted(r.inputs):
             if key not in manifest:
-                manifest[key] = "<secret: not shown>" if key in r.secret_inputs else _canonical(r.inputs[key])
+                manifest[key] = _placeholders(r.inputs[key]) if key in r.secret_inputs else _canonical(r.inputs[key])
         meta = manifest.get("metadata") or {}
         ns = meta.get("namespace", "_cluster")
         name = str(meta.get('name', r.name)).replace(':', '_')
         files[f"kubernetes/{ns}/{manifest.get('kind', r.type)}-{name}.yaml"] = manifest
     return files
+
+
+def _placeholders(value: dict) -> dict:
+    """A Secret's stringData with every value replaced: the keys show, the values never do."""
+    return {k: DOCKERCONFIG_PLACEHOLDER if k == ".dockerconfigjson" else PLACEHOLDER for k in sorted(value)}
 
 
 def images(run: Run) -> Counter:
@@ -103,21 +120,39 @@ def images(run: Run) -> Counter:
     return found
 
 
+def _inside(out: Path, rel: str) -> Path:
+    path = (out / rel).resolve()
+    if out.resolve() not in path.parents:
+        raise RenderError(f"{rel!r} would be written outside {out}; nothing was written")
+    return path
+
+
 def write(run: Run, out: Path) -> list[Path]:
-    if out.exists():
-        shutil.rmtree(out)
-    written = []
-    for rel, text in sorted(host_scripts(run).items()):
-        path = out / rel
+    """Write the render into `out`, replacing only what the last render there wrote."""
+    files = {rel: text for rel, text in host_scripts(run).items()}
+    files.update({rel: yaml.safe_dump(m, sort_keys=False) for rel, m in kubernetes_objects(run).items()})
+    paths = {rel: _inside(out, rel) for rel in sorted(files)}  # all checked before anything is touched
+    marker = out / MARKER
+    if out.exists() and not out.is_dir():
+        raise RenderError(f"--out {out} is a file; give a directory")
+    if out.exists() and not marker.exists() and any(out.iterdir()):
+        raise RenderError(f"--out {out} is not empty and was not written by rackctl render (no {MARKER}); "
+                          f"give an empty or new directory. Nothing was changed")
+    if marker.exists():
+        for rel in marker.read_text().splitlines()[1:]:
+            old = _inside(out, rel)
+            old.unlink(missing_ok=True)
+            for parent in old.parents:  # the directories render made, once empty
+                if parent == out.resolve() or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+    for rel, path in paths.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    for rel, manifest in sorted(kubernetes_objects(run).items()):
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-        written.append(path)
-    return written
+        path.write_text(files[rel])
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text("# written by rackctl render; the next render replaces exactly these files\n"
+                      + "".join(f"{rel}\n" for rel in paths))
+    return list(paths.values())
 
 
 def summary(run: Run, out: Path, written: list[Path]) -> str:
@@ -141,6 +176,10 @@ def summary(run: Run, out: Path, written: list[Path]) -> str:
     secret_stdin = sum(1 for r in run.of_type(COMMAND_TYPE) if "stdin" in r.secret_inputs)
     lines.append(f"secrets: {secret_stdin} host scripts get a secret on stdin (not shown); "
                  f"secret stack outputs: {', '.join(sorted(run.secret_outputs)) or 'none'}")
+    secret_objects = sorted(f"{r.inputs['metadata']['namespace']}/{r.inputs['metadata']['name']}"
+                            for r in run.of_type("kubernetes:core/v1:Secret"))
+    lines.append(f"placeholders: every Secret's values ({', '.join(secret_objects) or 'none'}); stack secrets not "
+                 f"in the stack file in the clear: {', '.join(run.placeholders) or 'none'}")
     found = images(run)
     lines.append("images:" + ("".join(f"\n  {i}" for i in sorted(found)) or " none declared"))
     return "\n".join(lines)
