@@ -1,15 +1,20 @@
 """`rackctl attach` against a real OpenSSH server: the tunnel reaches a stand-in API server on
 the jumphost's 127.0.0.1:6443, KUBECONFIG is a private 0600 file pointing at the tunnel, and
-both are gone after the command ends, also on Ctrl-C. Needs root (namespaces), as CI has."""
+both are gone after the command ends, also on Ctrl-C. Needs root (namespaces), as CI has.
+
+Deterministic under load: each lab has its own temp dir (TMPDIR), waits for its stand-in API
+server to say it listens and for each tunnel by a line its command prints only once the tunnel
+is up, counts only its own tunnels, and kills whatever it started."""
 
 from __future__ import annotations
 
 import glob
+import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +30,7 @@ hosts.require("the attach tests")
 STAND_IN_API = """
 import socket
 server = socket.create_server(("127.0.0.1", 6443))
+print("listening", flush=True)
 while True:
     conn, _ = server.accept()
     conn.sendall(b"stand-in API server\\n")
@@ -59,89 +65,115 @@ users:
 """
 
 
+class Lab:
+    def __init__(self, rack: hosts.Rack, config: Path):
+        self.rack, self.config = rack, config
+        self.tmp = rack.tmp / "tmp"  # attach's private dirs go here, not the shared /tmp
+        self.tmp.mkdir()
+        self.started: list[subprocess.Popen] = []
+
+    def dirs(self) -> list[str]:
+        return glob.glob(str(self.tmp / "rackctl-lab-*"))
+
+    def tunnels(self) -> list[str]:
+        """This lab's ssh port-forwards: their command lines name its known_hosts file."""
+        found = []
+        for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+            try:
+                text = Path(cmdline).read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text.startswith("ssh -N") and str(self.rack.known_hosts) in text:
+                found.append(text)
+        return found
+
+
 @pytest.fixture
 def lab(tmp_path):
     rack = hosts.start_rack(tmp_path, pis=0)
-    api = subprocess.Popen(["ip", "netns", "exec", rack.jumphost.netns, sys.executable, "-c", STAND_IN_API])
-    rack.processes.append(api)
-    config = tmp_path / "stacks"
-    config.mkdir()
-    shutil.copy2(ROOT / "Pulumi.yaml", config / "Pulumi.yaml")
-    off = {s: {"enabled": False} for s in ("metadata", "prometheus", "alertToPubsub", "routerBackup", "powerCycle",
-                                           "nfs", "swarming")}
-    (config / "Pulumi.lab.yaml").write_text(yaml.safe_dump({"config": {
-        "skolo:jumphost": {"name": "lab-jumphost", "address": rack.jumphost.address, "user": "root"},
-        "skolo:rpis": [], "skolo:k3sVersion": "v1.31.6+k3s1", "skolo:services": off}}))
-    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
-    time.sleep(0.5)  # the stand-in API server binds
-    yield rack, config
-    rack.close()
+    lab = None
+    try:
+        api = subprocess.Popen(["ip", "netns", "exec", rack.jumphost.netns, sys.executable, "-c", STAND_IN_API],
+                               stdout=subprocess.PIPE, text=True)
+        rack.processes.append(api)
+        assert read_line(api, 30) == "listening"
+        config = tmp_path / "stacks"
+        config.mkdir()
+        shutil.copy2(ROOT / "Pulumi.yaml", config / "Pulumi.yaml")
+        off = {s: {"enabled": False} for s in ("metadata", "prometheus", "alertToPubsub", "routerBackup",
+                                               "powerCycle", "nfs", "swarming")}
+        (config / "Pulumi.lab.yaml").write_text(yaml.safe_dump({"config": {
+            "skolo:jumphost": {"name": "lab-jumphost", "address": rack.jumphost.address, "user": "root"},
+            "skolo:rpis": [], "skolo:k3sVersion": "v1.31.6+k3s1", "skolo:services": off}}))
+        (tmp_path / "kubeconfig").write_text(KUBECONFIG)
+        lab = Lab(rack, config)
+        yield lab
+    finally:
+        for proc in lab.started if lab else ():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=20)
+        rack.close()
 
 
-def attach(rack, config, *command, popen=False):
-    args = ["ip", "netns", "exec", rack.workstation, sys.executable, "-m", "rackctl", "--config-dir", str(config),
-            "attach", "lab", "--kubeconfig", str(rack.tmp / "kubeconfig"),
-            "--ssh-option=-i", f"--ssh-option={rack.user_key}",
-            "--ssh-option=-o", f"--ssh-option=UserKnownHostsFile={rack.known_hosts}",
+def read_line(proc: subprocess.Popen, seconds: float) -> str:
+    """The next line a process prints, waiting at most `seconds` (then the test fails, not hangs)."""
+    ready, _, _ = select.select([proc.stdout], [], [], seconds)
+    assert ready, f"no line within {seconds}s"
+    return proc.stdout.readline().strip()
+
+
+def attach(lab: Lab, *command, popen=False):
+    args = ["ip", "netns", "exec", lab.rack.workstation, sys.executable, "-m", "rackctl", "--config-dir",
+            str(lab.config), "attach", "lab", "--kubeconfig", str(lab.rack.tmp / "kubeconfig"),
+            "--ssh-option=-i", f"--ssh-option={lab.rack.user_key}",
+            "--ssh-option=-o", f"--ssh-option=UserKnownHostsFile={lab.rack.known_hosts}",
             "--ssh-option=-o", "--ssh-option=StrictHostKeyChecking=yes", "--", *command]
+    env = dict(os.environ, TMPDIR=str(lab.tmp))
     if popen:
-        return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
-
-
-def tunnels() -> list[str]:
-    found = []
-    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
-        try:
-            text = Path(cmdline).read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text.startswith("ssh -N") and ":127.0.0.1:6443" in text:
-            found.append(text)
-    return found
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lab.started.append(proc)
+        return proc
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_attach_runs_a_command_through_the_tunnel_and_cleans_up(lab):
-    rack, config = lab
-    result = attach(rack, config, sys.executable, "-c", PROBE)
+    result = attach(lab, sys.executable, "-c", PROBE)
     assert result.returncode == 0, result.stderr
     path, mode, context, answer = result.stdout.splitlines()
     assert mode == "0o600 lab"
+    assert Path(path).parent.parent == lab.tmp
     rack_name, server = context.split()
     assert rack_name == "lab" and server.startswith("https://127.0.0.1:") and not server.endswith(":6443")
     assert answer == "stand-in API server"
     assert not Path(path).exists() and not Path(path).parent.exists()
-    assert tunnels() == []
+    assert lab.tunnels() == []
 
 
 def test_attach_passes_the_command_exit_code(lab):
-    rack, config = lab
-    assert attach(rack, config, "sh", "-c", "exit 7").returncode == 7
+    assert attach(lab, "sh", "-c", "exit 7").returncode == 7
 
 
 def test_two_racks_at_once_then_ctrl_c_cleans_up(lab):
-    rack, config = lab
-    first = attach(rack, config, "sleep", "60", popen=True)
-    second = attach(rack, config, "sleep", "60", popen=True)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(glob.glob("/tmp/rackctl-lab-*/kubeconfig")) < 2:
-        time.sleep(0.1)
-    files = glob.glob("/tmp/rackctl-lab-*/kubeconfig")
+    # The command runs only once its tunnel answers, so "attached" means the tunnel is up.
+    first = attach(lab, "sh", "-c", "echo attached; exec sleep 60", popen=True)
+    second = attach(lab, "sh", "-c", "echo attached; exec sleep 60", popen=True)
+    assert [read_line(p, 60) for p in (first, second)] == ["attached", "attached"]
+    files = glob.glob(str(lab.tmp / "rackctl-lab-*" / "kubeconfig"))
     assert len(files) == 2
     ports = {yaml.safe_load(Path(f).read_text())["clusters"][0]["cluster"]["server"] for f in files}
     assert len(ports) == 2
-    assert len(tunnels()) == 2
+    assert len(lab.tunnels()) == 2
     for proc in (first, second):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 130
-    assert glob.glob("/tmp/rackctl-lab-*") == []
-    assert tunnels() == []
+    assert lab.dirs() == []
+    assert lab.tunnels() == []
 
 
 def test_attach_says_clearly_when_the_tunnel_cannot_open(lab):
-    rack, config = lab
-    rack.stop(rack.jumphost)
-    result = attach(rack, config, "true")
+    lab.rack.stop(lab.rack.jumphost)
+    result = attach(lab, "true")
     assert result.returncode == 2
     assert result.stderr.startswith("rackctl: the SSH tunnel to the jumphost closed: ")
-    assert glob.glob("/tmp/rackctl-lab-*") == []
+    assert lab.dirs() == []
