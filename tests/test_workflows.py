@@ -1,0 +1,123 @@
+"""The CI workflows, held to the trust boundary: code from a pull request never meets the racks'
+secrets before a person approves it. The policy is a function of a workflow's text, run on every
+workflow here and on a bad one (so a policy that passes everything fails this test). GitHub's
+workflow schema is checked with check-jsonschema."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+PINNED = re.compile(r"^\s*-?\s*uses:\s*[\w.-]+/[\w./-]+@[0-9a-f]{40}\s+# v\d+\.\d+\.\d+\s*$")
+SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
+# The only write a job may have, and why: commenting on the pull request it belongs to.
+ALLOWED_WRITES = {"pull-requests", "issues"}
+
+
+def policy_problems(text: str) -> list[str]:
+    doc = yaml.safe_load(text)
+    triggers = doc.get(True) or doc.get("on") or {}  # YAML reads a bare `on:` as True
+    problems = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if re.match(r"^\s*-?\s*uses:", line) and not PINNED.match(line):
+            problems.append(f"line {n}: action not pinned to a full commit SHA with its tag in a comment: {line.strip()}")
+    if "pull_request_target" in triggers:
+        problems.append("pull_request_target runs with secrets on a fork's pull request")
+    if doc.get("permissions") != {}:
+        problems.append("the workflow's token must start with no permissions (permissions: {})")
+    if "secrets." in yaml.safe_dump(doc.get("env") or {}):
+        problems.append("secrets in the workflow's env reach every job; give them to the jobs that need them")
+    for name, job in doc["jobs"].items():
+        job_text = yaml.safe_dump(job)
+        permissions = job.get("permissions")
+        if not isinstance(permissions, dict):
+            problems.append(f"{name}: no permissions of its own")
+            permissions = {}
+        writes = {scope for scope, level in permissions.items() if level == "write"}
+        if writes - ALLOWED_WRITES:
+            problems.append(f"{name}: writes {sorted(writes - ALLOWED_WRITES)}")
+        checkouts = [s for s in job.get("steps", []) if str(s.get("uses", "")).startswith("actions/checkout@")]
+        for step in checkouts:
+            if (step.get("with") or {}).get("persist-credentials") is not False:
+                problems.append(f"{name}: checkout keeps the token in .git (persist-credentials: false)")
+        if "secrets." in job_text and not job.get("environment"):
+            problems.append(f"{name}: gets secrets without a protected environment")
+        if writes and checkouts and not job.get("environment"):
+            problems.append(f"{name}: runs the repository's code with a token that writes, unprotected")
+        if "pull_request" in triggers and job.get("environment") and SAME_REPO not in str(job.get("if", "")):
+            problems.append(f"{name}: a pull request from a fork could reach its environment")
+    return problems
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_every_workflow_keeps_pull_request_code_away_from_secrets(workflow):
+    assert policy_problems(workflow.read_text()) == []
+
+
+def test_the_policy_refuses_what_the_old_pull_request_workflow_did():
+    old = """
+on: {pull_request: {branches: [main]}}
+permissions: {contents: read, pull-requests: write}
+jobs:
+  preview:
+    runs-on: [self-hosted, skolo-lab]
+    env: {PULUMI_CONFIG_PASSPHRASE: "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"}
+    steps:
+      - uses: actions/checkout@v4
+      - uses: pulumi/actions@v6
+"""
+    assert policy_problems(old) == [
+        "line 9: action not pinned to a full commit SHA with its tag in a comment: - uses: actions/checkout@v4",
+        "line 10: action not pinned to a full commit SHA with its tag in a comment: - uses: pulumi/actions@v6",
+        "the workflow's token must start with no permissions (permissions: {})",
+        "preview: no permissions of its own",
+        "preview: checkout keeps the token in .git (persist-credentials: false)",
+        "preview: gets secrets without a protected environment",
+    ]
+
+
+def test_pull_request_previews_wait_for_a_person_and_never_serve_forks():
+    doc = yaml.safe_load((ROOT / ".github/workflows/pull-request.yml").read_text())
+    jobs = doc["jobs"]
+    assert jobs["preview"]["environment"] == "preview" and SAME_REPO in jobs["preview"]["if"]
+    assert "secrets." not in yaml.safe_dump(jobs["test"])  # the job that runs the tests on PR code
+    assert not any("checkout" in str(s.get("uses", "")) for s in jobs["comment"]["steps"])
+    assert jobs["comment"]["permissions"] == {"pull-requests": "write"}
+
+
+def test_deploy_is_one_protected_environment_per_stack_canary_first():
+    doc = yaml.safe_load((ROOT / ".github/workflows/deploy.yml").read_text())
+    jobs = doc["jobs"]
+    assert jobs["canary"]["environment"] == "${{ needs.plan.outputs.canary }}"
+    assert jobs["rest"]["environment"] == "${{ matrix.stack }}"
+    assert jobs["rest"]["needs"] == ["plan", "canary"] and jobs["rest"]["strategy"]["max-parallel"] == 1
+    for job in ("canary", "rest"):
+        assert jobs[job]["concurrency"]["group"].startswith("pulumi-")
+        assert jobs[job]["concurrency"]["cancel-in-progress"] is False
+        assert jobs[job]["runs-on"] == ["self-hosted", "skolo-lab"]
+    assert ".venv/bin/python -m rackctl check --strict" in [s.get("run") for s in jobs["plan"]["steps"]]
+    assert doc["env"] == {"PULUMI_CONTINUE_ON_ERROR": "true"}
+
+
+def test_workflows_match_the_github_workflow_schema():
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    result = subprocess.run([str(checker), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_schema_check_catches_a_broken_workflow(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps: not-a-list\n")
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    result = subprocess.run([str(checker), "--builtin-schema", "vendor.github-workflows", str(broken)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
