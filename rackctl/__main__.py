@@ -144,7 +144,8 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_check)
 
     d = sub.add_parser("diff", help="diff what two revisions put on every rack",
-                       description="Render every stack at BASE (default: the merge-base with main) and at HEAD "
+                       description="Render every stack at BASE (default: the merge-base of HEAD and origin/main, or "
+                                   "main where there is no remote) and at HEAD "
                                    "(default: the working tree) with the current renderer and print a unified diff "
                                    "per stack: objects and host scripts added, removed and changed. No credentials, "
                                    "no network, never a secret.")

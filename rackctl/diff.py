@@ -38,6 +38,7 @@ def _git(repo: Path, *args: str, binary: bool = False):
 
 
 def default_base(repo: Path) -> str:
+    """The merge-base of HEAD and origin/main, or of HEAD and main where there is no remote."""
     for main in ("origin/main", "main"):
         try:
             return _git(repo, "merge-base", main, "HEAD").strip()
