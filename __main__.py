@@ -96,7 +96,7 @@ declared = []  # every service component, for the admission policies' allowlists
 metadata = alerting = backup = None
 if rack.enabled("metadata"):
     metadata = Metadata("metadata", MetadataArgs(
-        image=images.metadata, service_account_key=secret["metadataServiceAccountKey"],
+        image=images.metadata, service_account_key=secret["metadataServiceAccountKey"], lan_cidr=str(jumphost.lan),
         **common, **services.metadata.options()))
     declared.append(metadata)
 if rack.enabled("alertToPubsub"):
@@ -108,6 +108,7 @@ if rack.enabled("routerBackup"):
     backup = RouterBackup("router-backup", RouterBackupArgs(
         image=images.router_backup, service_account_key=secret["routerBackupServiceAccountKey"],
         ssh_key=secret["routerBackupSshKey"], switch_password=secret.get("powerCyclePassword"),
+        lan_cidr=str(jumphost.lan),
         **common, **services.router_backup.options()),
         pulumi.ResourceOptions(depends_on=legacy_unit("routerBackup", "router-backup")))
     declared.append(backup)

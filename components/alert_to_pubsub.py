@@ -60,6 +60,7 @@ class AlertToPubsub(pulumi.ComponentResource):
             health=("/healthz", PORT), metrics_port=METRICS_PORT, cpu="50m", memory="100Mi")
         kit.deployment(w)
         kit.service(w, {"http": (PORT, PORT)})
+        kit.allow_ingress(w, [PORT], [kube.PROMETHEUS])  # alerts come from Prometheus only
         self.alertmanager_target = f"alert-to-pubsub.{args.namespace}.svc.cluster.local:{PORT}"
         self.footprint = kit.footprint
         self.register_outputs({"alertmanagerTarget": self.alertmanager_target})

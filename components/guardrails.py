@@ -1,27 +1,30 @@
 """Guardrails: the rack's admission policies, Toolforge's lesson without custom controllers.
 
 Toolforge ran its own admission controllers (RegistryEnforcer, HostPathEnforcer, UidEnforcer)
-and later moved to a policy engine. Kubernetes now has that engine built in:
-ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1, GA in the k3s we pin), CEL
-evaluated by the API server. This component declares three policies on Pods and their
-bindings:
+and later moved to a policy engine. Kubernetes has that engine built in: ValidatingAdmissionPolicy,
+CEL evaluated by the API server. Three policies, each checking every pod that can come to exist:
+Pods, the ephemeral containers `kubectl debug` adds to one (pods/ephemeralcontainers), and the pod
+templates of Deployments, DaemonSets, StatefulSets, ReplicaSets, Jobs and CronJobs, so that a bad
+workload is refused when it is applied, with the same message, rather than failing later as
+ReplicaSet events:
 
 - skolo-image-registries: images only from allowed registries, plus exactly the upstream
   repositories the stack itself runs;
-- skolo-host-paths: hostPath volumes only from an allowlist of paths and path prefixes;
-- skolo-pod-privileges: privileged containers, host network and root only in the namespaces
-  allowed each; host PID and IPC nowhere.
+- skolo-host-paths: hostPath volumes only on the paths the stack's own pods use in that namespace;
+- skolo-pod-privileges: privileged containers, host network, root (runAsUser 0 counts as root
+  whatever runAsNonRoot says) and added capabilities only in the namespaces whose stack pods need
+  them; host PID and IPC nowhere.
 
-What the stack's own pods need is always allowed (their footprints are passed in), so the
-policies cannot lock the stack out of its own cluster; stack config can only add to it.
+What the stack's own pods need is always allowed, namespace by namespace (their footprints are
+passed in), so the policies cannot lock the stack out; stack config can only add to it.
 kube-system is not bound: k3s's own pods (traefik, svclb, coredns, local-path) live there.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -29,7 +32,13 @@ import pulumi_kubernetes as k8s
 from components import kube
 
 EXEMPT_NAMESPACES = ("kube-system",)
-ALL_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+# Every kind that carries a pod or a pod template, and where the pod spec is in it.
+POD_SPEC = ("object.kind == 'Pod' ? object.spec : (object.kind == 'CronJob' ? "
+            "object.spec.jobTemplate.spec.template.spec : object.spec.template.spec)")
+RULES = ((("",), ("pods", "pods/ephemeralcontainers")),
+         (("apps",), ("deployments", "daemonsets", "statefulsets", "replicasets")),
+         (("batch",), ("jobs", "cronjobs")))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,29 +46,39 @@ class GuardrailsArgs:
     provider: k8s.Provider
     """The rack's Kubernetes provider."""
     footprint: kube.Footprint
-    """What the stack's own pods need: always allowed."""
+    """What the stack's own pods need, per namespace: always allowed."""
     registries: tuple[str, ...] = ("gcr.io/skia-public/",)
     """Registry prefixes any image may come from."""
     host_paths: tuple[str, ...] = ()
-    """Extra hostPath paths allowed exactly."""
+    """hostPath paths allowed exactly, in every namespace."""
     host_path_prefixes: tuple[str, ...] = ()
-    """Extra hostPath directories allowed with everything below them."""
+    """hostPath directories allowed with everything below them, in every namespace."""
     privileged_namespaces: tuple[str, ...] = ()
-    """Extra namespaces allowed privileged containers."""
+    """Namespaces allowed privileged containers."""
     host_network_namespaces: tuple[str, ...] = ()
-    """Extra namespaces allowed host-network pods."""
+    """Namespaces allowed host-network pods."""
     root_namespaces: tuple[str, ...] = ()
-    """Extra namespaces allowed containers that run as root."""
+    """Namespaces allowed containers that run as root."""
+    namespaces: Mapping[str, Mapping] = field(default_factory=dict)
+    """Per namespace: {host_paths, host_path_prefixes, privileged, host_network, root, capabilities}."""
 
 
-def _literal(items) -> str:
-    """A CEL list literal of strings (JSON string syntax is CEL string syntax)."""
-    return "[" + ", ".join(json.dumps(i) for i in sorted(set(items))) + "]"
+def _literal(value) -> str:
+    """A CEL literal (JSON's syntax for strings, lists and maps is CEL's), sorted and deduplicated."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_literal(v)}" for k, v in sorted(value.items())) + "}"
+    return json.dumps(sorted(set(value)))
 
 
 def _each_container(check: str) -> list[str]:
-    """One expression per container list, each `check` on every container `c`."""
-    return [f"!has(object.spec.{lst}) || object.spec.{lst}.all(c, {check})" for lst in ALL_CONTAINER_LISTS]
+    return [f"!has(variables.podSpec.{lst}) || variables.podSpec.{lst}.all(c, {check})" for lst in CONTAINER_LISTS]
+
+
+def _per_namespace(name: str, by_namespace: Mapping[str, set], everywhere=()) -> list[dict]:
+    """Two variables: the map, and this request's namespace's entry plus what holds everywhere."""
+    return [{"name": f"{name}ByNamespace", "expression": _literal(by_namespace)},
+            {"name": name, "expression": f"(request.namespace in variables.{name}ByNamespace ? "
+                                         f"variables.{name}ByNamespace[request.namespace] : []) + {_literal(everywhere)}"}]
 
 
 def allowed_images(args: GuardrailsArgs) -> list[str]:
@@ -74,58 +93,97 @@ def allowed_images(args: GuardrailsArgs) -> list[str]:
     return sorted(prefixes)
 
 
+def allowances(args: GuardrailsArgs) -> dict[str, dict]:
+    """Namespace -> what it may do: its stack pods' needs plus the config's additions."""
+    out: dict[str, dict] = {}
+
+    def entry(ns: str) -> dict:
+        return out.setdefault(ns, {"host_paths": set(), "host_path_prefixes": set(), "privileged": False,
+                                   "host_network": False, "root": False, "capabilities": set()})
+
+    for ns, needs in args.footprint.namespaces.items():
+        e = entry(ns)
+        e["host_paths"] |= needs.host_paths
+        e["privileged"] |= needs.privileged
+        e["host_network"] |= needs.host_network
+        e["root"] |= needs.root
+    for flag, namespaces in (("privileged", args.privileged_namespaces), ("host_network", args.host_network_namespaces),
+                             ("root", args.root_namespaces)):
+        for ns in namespaces:
+            entry(ns)[flag] = True
+    for ns, more in args.namespaces.items():
+        e = entry(ns)
+        for key in ("host_paths", "host_path_prefixes", "capabilities"):
+            e[key] |= set(more.get(key) or ())
+        for flag in ("privileged", "host_network", "root"):
+            e[flag] |= bool(more.get(flag))
+    return out
+
+
+_SC, _PSC = "c.securityContext", "variables.podSpec.securityContext"
+_UID_SET = f"((has({_SC}) && has({_SC}.runAsUser)) || (has({_PSC}) && has({_PSC}.runAsUser)))"
+_UID_ZERO = (f"((has({_SC}) && has({_SC}.runAsUser)) ? {_SC}.runAsUser == 0 : "
+             f"(has({_PSC}) && has({_PSC}.runAsUser) && {_PSC}.runAsUser == 0))")
+_NON_ROOT = (f"((has({_SC}) && has({_SC}.runAsNonRoot)) ? {_SC}.runAsNonRoot : "
+             f"(has({_PSC}) && has({_PSC}.runAsNonRoot) && {_PSC}.runAsNonRoot))")
+# Root: uid 0 (whatever runAsNonRoot says), or no uid at all without runAsNonRoot (the image's user).
+IS_ROOT = f"({_UID_ZERO} || (!{_UID_SET} && !{_NON_ROOT}))"
+NOT_PRIVILEGED = f"!has({_SC}) || !has({_SC}.privileged) || {_SC}.privileged == false"
+ADDS_ONLY_ALLOWED = (f"!has({_SC}) || !has({_SC}.capabilities) || !has({_SC}.capabilities.add) || "
+                     f"{_SC}.capabilities.add.all(k, k in variables.capabilities)")
+HOST_PATHS_OK = ("!has(variables.podSpec.volumes) || variables.podSpec.volumes.all(v, !has(v.hostPath) || "
+                 "(!v.hostPath.path.matches('(^|/)[.][.](/|$)') && (v.hostPath.path in variables.exact || "
+                 "variables.prefixes.exists(p, v.hostPath.path.startsWith(p + '/')))))")
+
+
 def policies(args: GuardrailsArgs) -> dict[str, dict]:
     """Policy name -> {variables, validations}: the CEL as declared, so tests can run it."""
     images = allowed_images(args)
-    exact = sorted(args.footprint.host_paths | set(args.host_paths))
-    prefixes = sorted(set(args.host_path_prefixes))
-    privileged = sorted(args.footprint.privileged | set(args.privileged_namespaces))
-    host_network = sorted(args.footprint.host_network | set(args.host_network_namespaces))
-    root = sorted(args.footprint.root | set(args.root_namespaces))
-    non_root = (
-        "(has(c.securityContext) && has(c.securityContext.runAsNonRoot) && c.securityContext.runAsNonRoot == true)"
-        " || (has(c.securityContext) && has(c.securityContext.runAsUser) && c.securityContext.runAsUser > 0)"
-        " || (!(has(c.securityContext) && has(c.securityContext.runAsUser)) && has(object.spec.securityContext) && ("
-        "(has(object.spec.securityContext.runAsNonRoot) && object.spec.securityContext.runAsNonRoot == true)"
-        " || (has(object.spec.securityContext.runAsUser) && object.spec.securityContext.runAsUser > 0)))")
-    not_privileged = "!has(c.securityContext) || !has(c.securityContext.privileged) || c.securityContext.privileged == false"
+    allowed = allowances(args)
+    namespaces = {flag: sorted(ns for ns, a in allowed.items() if a[flag]) for flag in ("privileged", "host_network",
+                                                                                         "root")}
+    pod = [{"name": "podSpec", "expression": POD_SPEC}]
+    key = "skolo:guardrails.namespaces.<namespace>"
     return {
         "skolo-image-registries": {
-            "variables": [{"name": "allowed", "expression": _literal(images)}],
+            "variables": pod + [{"name": "allowed", "expression": _literal(images)}],
             "validations": [{"expression": e, "message": f"images must come from one of: {', '.join(images)} "
                                                          f"(skolo:guardrails.allowedRegistries)"}
                             for e in _each_container("variables.allowed.exists(p, c.image.startsWith(p))")],
         },
         "skolo-host-paths": {
-            "variables": [{"name": "exact", "expression": _literal(exact)},
-                          {"name": "prefixes", "expression": _literal(prefixes)}],
+            "variables": pod
+            + _per_namespace("exact", {ns: a["host_paths"] for ns, a in allowed.items() if a["host_paths"]},
+                             args.host_paths)
+            + _per_namespace("prefixes", {ns: a["host_path_prefixes"] for ns, a in allowed.items()
+                                          if a["host_path_prefixes"]}, args.host_path_prefixes),
             "validations": [{
-                "expression": "!has(object.spec.volumes) || object.spec.volumes.all(v, !has(v.hostPath) || "
-                              "v.hostPath.path in variables.exact || "
-                              "variables.prefixes.exists(p, v.hostPath.path.startsWith(p + '/')))",
-                "message": f"hostPath volumes may only use {', '.join(exact)}"
-                           + (f" or below {', '.join(prefixes)}" if prefixes else "")
-                           + " (skolo:guardrails.hostPaths, hostPathPrefixes)"}],
+                "expression": HOST_PATHS_OK,
+                "message": "hostPath volumes may only use the paths the stack's own pods in this namespace use "
+                           f"(skolo:guardrails.hostPaths, hostPathPrefixes, {key}.hostPaths); never '..'"}],
         },
         "skolo-pod-privileges": {
-            "variables": [{"name": "privileged", "expression": _literal(privileged)},
-                          {"name": "hostNetwork", "expression": _literal(host_network)},
-                          {"name": "root", "expression": _literal(root)}],
+            "variables": pod + [{"name": "privileged", "expression": _literal(namespaces["privileged"])},
+                                {"name": "hostNetwork", "expression": _literal(namespaces["host_network"])},
+                                {"name": "root", "expression": _literal(namespaces["root"])}]
+            + _per_namespace("capabilities", {ns: a["capabilities"] for ns, a in allowed.items() if a["capabilities"]}),
             "validations": [
                 *[{"expression": f"request.namespace in variables.privileged || ({e})",
-                   "message": f"privileged containers only in {', '.join(privileged) or 'no namespace'} "
-                              f"(skolo:guardrails.privilegedNamespaces)"}
-                  for e in _each_container(not_privileged)],
-                {"expression": "request.namespace in variables.hostNetwork || !has(object.spec.hostNetwork) || "
-                               "object.spec.hostNetwork == false",
-                 "message": f"host network only in {', '.join(host_network) or 'no namespace'} "
-                            f"(skolo:guardrails.hostNetworkNamespaces)"},
-                *[{"expression": f"request.namespace in variables.root || ({e})",
-                   "message": f"containers must not run as root (set runAsNonRoot or a non-zero runAsUser) "
-                              f"outside {', '.join(root) or 'no namespace'} (skolo:guardrails.rootNamespaces)"}
-                  for e in _each_container(non_root)],
-                {"expression": "(!has(object.spec.hostPID) || object.spec.hostPID == false) && "
-                               "(!has(object.spec.hostIPC) || object.spec.hostIPC == false)",
+                   "message": f"privileged containers only in {', '.join(namespaces['privileged']) or 'no namespace'} "
+                              f"({key}.privileged)"} for e in _each_container(NOT_PRIVILEGED)],
+                {"expression": "request.namespace in variables.hostNetwork || !has(variables.podSpec.hostNetwork) || "
+                               "variables.podSpec.hostNetwork == false",
+                 "message": f"host network only in {', '.join(namespaces['host_network']) or 'no namespace'} "
+                            f"({key}.hostNetwork)"},
+                *[{"expression": e, "message": f"containers must not run as root (a non-zero runAsUser, or "
+                                               f"runAsNonRoot without runAsUser 0) outside "
+                                               f"{', '.join(namespaces['root']) or 'no namespace'} ({key}.root)"}
+                  for e in _each_container(f"request.namespace in variables.root || !{IS_ROOT}")],
+                *[{"expression": e, "message": f"capabilities may be added only as the stack's own pods in the "
+                                               f"namespace add them ({key}.capabilities)"}
+                  for e in _each_container(ADDS_ONLY_ALLOWED)],
+                {"expression": "(!has(variables.podSpec.hostPID) || variables.podSpec.hostPID == false) && "
+                               "(!has(variables.podSpec.hostIPC) || variables.podSpec.hostIPC == false)",
                  "message": "host PID and IPC namespaces are not allowed"},
             ],
         },
@@ -145,7 +203,8 @@ class Guardrails(pulumi.ComponentResource):
                 spec=a.ValidatingAdmissionPolicySpecArgs(
                     failure_policy="Fail",
                     match_constraints=a.MatchResourcesArgs(resource_rules=[a.NamedRuleWithOperationsArgs(
-                        api_groups=[""], api_versions=["v1"], operations=["CREATE", "UPDATE"], resources=["pods"])]),
+                        api_groups=list(groups), api_versions=["v1"], operations=["CREATE", "UPDATE"],
+                        resources=list(resources)) for groups, resources in RULES]),
                     variables=[a.VariableArgs(**v) for v in spec["variables"]],
                     validations=[a.ValidationArgs(**v) for v in spec["validations"]]),
                 opts=child)

@@ -34,10 +34,12 @@ class KubeStateMetrics(pulumi.ComponentResource):
         kit.cluster_reader("kube-state-metrics", [
             k8s.rbac.v1.PolicyRuleArgs(api_groups=["", "apps", "batch"], resources=list(RESOURCES),
                                        verbs=["list", "watch"])])
-        kit.deployment(kube.Workload(
+        w = kube.Workload(
             name="kube-state-metrics", image=args.image,
             args=(f"--port={args.port}", "--telemetry-port=8081", f"--resources={','.join(RESOURCES)}"),
             ports={"metrics": args.port, "telemetry": 8081},
             health=("/healthz", args.port), cpu="20m", memory="64Mi", memory_limit="128Mi",
-            service_account="kube-state-metrics"))
+            service_account="kube-state-metrics")
+        kit.deployment(w)
+        kit.allow_ingress(w, [args.port], [kube.PROMETHEUS])
         self.register_outputs({})

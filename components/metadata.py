@@ -1,8 +1,9 @@
 """Metadata: the GCE metadata emulator the rack's bots get their OAuth tokens from.
 
 Owns the metadata namespace: the service-account key Secret, a Deployment pinned to the
-jumphost, its Service, and the traefik Ingress that answers http://metadata/ and
-http://jumphost/ on port 80 (the rack router's /etc/hosts points both at the jumphost).
+jumphost, its Service, the traefik Ingress that answers http://metadata/ and http://jumphost/ on
+port 80 (the rack router's /etc/hosts points both at the jumphost), and who may reach the token
+port: the swarming bots, traefik, and the rack LAN (Pis outside Kubernetes).
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ class MetadataArgs:
     """gcr.io pull key, when the images are private."""
     namespace: str = "metadata"
     """Namespace of everything this component owns."""
+    lan_cidr: str
+    """The rack LAN: Pis outside Kubernetes may fetch tokens."""
     hosts: tuple[str, ...] = ("metadata", "jumphost")
     """Host names traefik routes to the metadata server."""
+    clients: tuple[kube.Peer, ...] = (kube.Peer("swarming", "swarming"), kube.Peer("kube-system", "traefik"))
+    """Who else may fetch tokens: the swarming bots, and traefik (port 80 on the jumphost)."""
     extra_args: tuple[str, ...] = ()
     """Further flags of the metadata program (checked against its contract by the settings)."""
 
@@ -58,6 +63,7 @@ class Metadata(pulumi.ComponentResource):
         kit.deployment(w)
         kit.service(w, {"http": (PORT, PORT)})
         kit.ingress("metadata", args.hosts, "metadata", PORT)
+        kit.allow_ingress(w, [PORT], [*args.clients, kube.Peer(cidr=args.lan_cidr)])
         self.token_url = kit.service_url("metadata", PORT) + TOKEN_PATH
         self.footprint = kit.footprint
         self.register_outputs({"tokenUrl": self.token_url})

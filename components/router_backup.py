@@ -10,6 +10,7 @@ EdgeSwitch's running-config through its CLI. A failed or stale backup alerts thr
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -22,6 +23,8 @@ from components import kube
 SCRIPT = Path(__file__).parent / "scripts" / "pod" / "router-backup.sh"
 EDGEROUTER_CONFIG = "/config/config.boot"
 CONFIG_DIR = "/etc/router-backup"
+# Never reached over HTTPS: the cluster's own networks and the rack live here.
+PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +51,8 @@ class RouterBackupArgs:
     """Folder in the bucket."""
     max_age_hours: int = 26
     """A backup older than this alerts (Prometheus BackupStale)."""
+    lan_cidr: str
+    """The rack LAN: HTTPS (Google's APIs) goes to public addresses only, never here."""
     namespace: str = "backup"
     """Namespace of everything this component owns."""
 
@@ -56,6 +61,12 @@ def devices_file(devices: tuple[dict, ...]) -> str:
     """One 'name address user kind path' line per device, as the script reads them."""
     return "".join(f"{d['name']} {d['address']} {d['user']} {d['kind']} "
                    f"{d.get('path') or (EDGEROUTER_CONFIG if d['kind'] == 'edgerouter' else '-')}\n" for d in devices)
+
+
+def private_and(lan: str) -> tuple[str, ...]:
+    """The private ranges, and the rack LAN unless one of them holds it already."""
+    net = ipaddress.IPv4Network(lan)
+    return PRIVATE + (() if any(net.subnet_of(ipaddress.IPv4Network(p)) for p in PRIVATE) else (lan,))
 
 
 def known_hosts(devices: tuple[dict, ...]) -> str:
@@ -83,9 +94,13 @@ class RouterBackup(pulumi.ComponentResource):
             env["SWITCH_PASSWORD_FILE"] = "/var/secrets/switch/password"
         kit.config_map("router-backup", {"backup.sh": SCRIPT.read_text(), "devices": devices_file(args.devices),
                                          "known_hosts": known_hosts(args.devices)})
-        kit.cron_job(kube.Workload(
-            name="router-backup", image=args.image, command=("sh", f"{CONFIG_DIR}/backup.sh"), env=env,
-            mounts=tuple(mounts), cpu="50m", memory="256Mi"), schedule=args.schedule, deadline_seconds=1800)
+        w = kube.Workload(name="router-backup", image=args.image, command=("sh", f"{CONFIG_DIR}/backup.sh"), env=env,
+                          mounts=tuple(mounts), cpu="50m", memory="256Mi")
+        kit.cron_job(w, schedule=args.schedule, deadline_seconds=1800)
+        # It reaches its devices' sshd, the cluster's DNS, and HTTPS off the rack (Google's APIs).
+        kit.limit_egress(w, [([kube.Peer(cidr=f"{d['address']}/32") for d in args.devices], [(22, "TCP")]),
+                             ([kube.Peer("kube-system", "kube-dns")], [(53, "UDP"), (53, "TCP")]),
+                             ([kube.Peer(cidr="0.0.0.0/0", except_=private_and(args.lan_cidr))], [(443, "TCP")])])
         self.max_age_hours = args.max_age_hours
         self.footprint = kit.footprint
         self.register_outputs({"devices": [d["name"] for d in args.devices]})

@@ -1,7 +1,9 @@
 """The admission policies, evaluated with a real CEL implementation (cel-python) exactly as the
-program declares them: every pod the stack itself declares must pass (the policies must not
-lock the stack out of its own cluster) and every bad pod must be refused by the right policy
-(a policy that refuses nothing fails here)."""
+program declares them, on the requests an API server would hand them: Pods, a Pod's ephemeral
+containers (the pods/ephemeralcontainers subresource `kubectl debug` uses), and the workloads
+that carry pod templates. Every pod and workload the stack declares must pass (the policies must
+not lock the stack out of its own cluster); every bad one must be refused by the right policy
+with the right message, namespace by namespace (a policy that refuses nothing fails here)."""
 
 from __future__ import annotations
 
@@ -16,19 +18,23 @@ from rackctl.render import _canonical
 VAP = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
 BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
 ENV = celpy.Environment()
+WORKLOAD_KINDS = {"Deployment": "apps/v1", "DaemonSet": "apps/v1", "StatefulSet": "apps/v1", "ReplicaSet": "apps/v1",
+                  "Job": "batch/v1", "CronJob": "batch/v1"}
 
 
 def policies(run) -> dict[str, dict]:
     return {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in run.of_type(VAP)}
 
 
-def refusals(spec: dict, pod: dict, namespace: str) -> list[str]:
-    """The messages of the validations `pod` fails, as the API server would evaluate them."""
-    base = {"object": celpy.json_to_cel(pod), "request": celpy.json_to_cel({"namespace": namespace}),
+def refusals(spec: dict, obj: dict, namespace: str) -> list[str]:
+    """The messages of the validations `obj` fails, as the API server would evaluate them."""
+    request = {"namespace": namespace, "kind": {"kind": obj["kind"]}}
+    base = {"object": celpy.json_to_cel(obj), "request": celpy.json_to_cel(request),
             "namespaceObject": celpy.json_to_cel({"metadata": {"name": namespace}})}
     variables = celtypes.MapType({})
     for v in spec.get("variables", []):
         value = ENV.program(ENV.compile(v["expression"])).evaluate({**base, "variables": variables})
+        assert not isinstance(value, celpy.CELEvalError), f"{v['name']}: {value}"
         variables = celtypes.MapType({**variables, celtypes.StringType(v["name"]): value})
     failed = []
     for check in spec["validations"]:
@@ -39,24 +45,25 @@ def refusals(spec: dict, pod: dict, namespace: str) -> list[str]:
     return failed
 
 
-def refused_by(run, pod: dict, namespace: str) -> dict[str, list[str]]:
-    return {name: msgs for name, spec in policies(run).items() if (msgs := refusals(spec, pod, namespace))}
+def refused_by(run, obj: dict, namespace: str) -> dict[str, list[str]]:
+    return {name: msgs for name, spec in policies(run).items() if (msgs := refusals(spec, obj, namespace))}
 
 
-def stack_pods(run) -> list[tuple[str, str, dict]]:
-    """(workload, namespace, pod) for every pod template the stack declares."""
-    pods = []
+def stack_workloads(run) -> list[tuple[str, str, dict]]:
+    """(name, namespace, object) for every workload the stack declares, as the API server gets it."""
+    out = []
     for r in run.resources:
         kind = r.type.rsplit(":", 1)[-1]
-        if kind not in ("Deployment", "DaemonSet", "CronJob"):
-            continue
-        spec = _canonical(r.inputs["spec"])
-        template = spec["jobTemplate"]["spec"]["template"] if kind == "CronJob" else spec["template"]
-        ns = r.inputs["metadata"]["namespace"]
-        pods.append((r.inputs["metadata"]["name"], ns, {"apiVersion": "v1", "kind": "Pod",
-                                                        "metadata": {**template["metadata"], "namespace": ns},
-                                                        "spec": template["spec"]}))
-    return pods
+        if kind in WORKLOAD_KINDS and r.custom:
+            obj = _canonical({"apiVersion": WORKLOAD_KINDS[kind], "kind": kind, **r.inputs})
+            out.append((r.inputs["metadata"]["name"], r.inputs["metadata"]["namespace"], obj))
+    return out
+
+
+def pod_of(obj: dict) -> dict:
+    spec = obj["spec"]
+    template = spec["jobTemplate"]["spec"]["template"] if obj["kind"] == "CronJob" else spec["template"]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {**template["metadata"]}, "spec": copy.deepcopy(template["spec"])}
 
 
 @pytest.fixture(scope="module")
@@ -67,65 +74,115 @@ def rack1():
     return program.run_stack("rack1", secrets=PLANTED)
 
 
-def test_three_policies_bound_everywhere_but_kube_system(rack1):
+def test_three_policies_on_pods_ephemeral_containers_and_workloads_bound_everywhere_but_kube_system(rack1):
     assert sorted(policies(rack1)) == ["skolo-host-paths", "skolo-image-registries", "skolo-pod-privileges"]
     for r in rack1.of_type(VAP):
         spec = r.inputs["spec"]
         assert spec["failurePolicy"] == "Fail"
         assert spec["matchConstraints"]["resourceRules"] == [
-            {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["pods"]}]
+            {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+             "resources": ["pods", "pods/ephemeralcontainers"]},
+            {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+             "resources": ["deployments", "daemonsets", "statefulsets", "replicasets"]},
+            {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+             "resources": ["jobs", "cronjobs"]}]
     for b in rack1.of_type(BINDING):
         assert b.inputs["spec"]["validationActions"] == ["Deny"]
         assert b.inputs["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"] == [
             {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]}]
 
 
-def test_every_pod_the_stack_declares_passes_every_policy(rack1):
-    pods = stack_pods(rack1)
-    assert {name for name, _, _ in pods} == {
+def test_every_workload_and_pod_the_stack_declares_is_admitted(rack1):
+    workloads = stack_workloads(rack1)
+    assert {name for name, _, _ in workloads} == {
         "metadata", "alert-to-pubsub", "prometheus", "kube-state-metrics", "node-exporter", "podwatcher",
         "nfs-server", "router-backup", "datastore-backup", "swarming"}
-    for name, ns, pod in pods:
-        assert refused_by(rack1, pod, ns) == {}, name
+    for name, ns, obj in workloads:
+        assert refused_by(rack1, obj, ns) == {}, name
+        assert refused_by(rack1, pod_of(obj), ns) == {}, name
 
 
-def _base(run) -> dict:
-    """The metadata pod: a well-behaved pod to break one way at a time."""
-    return copy.deepcopy(next(p for name, _, p in stack_pods(run) if name == "metadata"))
+def _workload(run, name: str) -> dict:
+    return copy.deepcopy(next(o for n, _, o in stack_workloads(run) if n == name))
 
 
-def _container(pod: dict) -> dict:
+def _pod(run, name: str = "metadata") -> dict:
+    """A stack pod, to break one way at a time (metadata's: non-root, no host paths)."""
+    return pod_of(_workload(run, name))
+
+
+def _c(pod: dict) -> dict:
     return pod["spec"]["containers"][0]
 
 
+def _debug(**context) -> dict:
+    """An ephemeral container as `kubectl debug` adds it (default: as the image's user)."""
+    return {"name": "debugger", "image": context.pop("image", "gcr.io/skia-public/debug:1"), **context}
+
+
+def _with_ephemeral(pod: dict, container: dict) -> dict:
+    pod["spec"]["ephemeralContainers"] = [container]
+    return pod
+
+
+SECURE = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False}
+# (namespace, what breaks a good pod, the one policy that must refuse it)
 BAD = {
-    "an image from Docker Hub": ("metadata", lambda p: _container(p).update(image="docker.io/evil/miner:1"),
+    "an image from Docker Hub": ("metadata", lambda p: _c(p).update(image="docker.io/evil/miner:1"),
                                  "skolo-image-registries"),
-    "a look-alike registry": ("metadata", lambda p: _container(p).update(image="gcr.io/skia-public-evil/x:1"),
+    "a look-alike registry": ("metadata", lambda p: _c(p).update(image="gcr.io/skia-public-evil/x:1"),
                               "skolo-image-registries"),
     "another repository of an allowed upstream org": (
-        "metadata", lambda p: _container(p).update(image="prom/alertmanager:v0.27.0"), "skolo-image-registries"),
+        "metadata", lambda p: _c(p).update(image="prom/alertmanager:v0.27.0"), "skolo-image-registries"),
     "a bad init container image": ("metadata", lambda p: p["spec"].update(initContainers=[
-        {**_container(p), "name": "init", "image": "busybox:1.36"}]), "skolo-image-registries"),
+        {**_c(p), "name": "init", "image": "busybox:1.36"}]), "skolo-image-registries"),
+    "an ephemeral container from Docker Hub": (
+        "metadata", lambda p: _with_ephemeral(p, _debug(image="docker.io/library/busybox:1", securityContext=SECURE)),
+        "skolo-image-registries"),
+    "a privileged ephemeral container": (
+        "metadata", lambda p: _with_ephemeral(p, _debug(securityContext={**SECURE, "privileged": True})),
+        "skolo-pod-privileges"),
+    "an ephemeral container running as root": (
+        "metadata", lambda p: _with_ephemeral(p, _debug(securityContext={"runAsUser": 0})), "skolo-pod-privileges"),
+    "an ephemeral container as the image's user in a pod that sets none": (
+        "power", lambda p: (p["spec"]["securityContext"].pop("runAsUser"), _c(p)["securityContext"].pop("runAsUser"),
+                            _with_ephemeral(p, _debug())), "skolo-pod-privileges"),
     "a hostPath on /etc": ("metadata", lambda p: p["spec"]["volumes"].append(
         {"name": "etc", "hostPath": {"path": "/etc"}}), "skolo-host-paths"),
+    "/ in metadata (only node-exporter's namespace may)": ("metadata", lambda p: p["spec"]["volumes"].append(
+        {"name": "root", "hostPath": {"path": "/"}}), "skolo-host-paths"),
+    "/proc in metadata": ("metadata", lambda p: p["spec"]["volumes"].append(
+        {"name": "proc", "hostPath": {"path": "/proc"}}), "skolo-host-paths"),
+    "/sys in alerting": ("alerting", lambda p: p["spec"]["volumes"].append(
+        {"name": "sys", "hostPath": {"path": "/sys"}}), "skolo-host-paths"),
+    "the k3s server directory outside k3s-backup": ("monitoring", lambda p: p["spec"]["volumes"].append(
+        {"name": "db", "hostPath": {"path": "/var/lib/rancher/k3s/server"}}), "skolo-host-paths"),
     "a hostPath beside an allowed one": ("swarming", lambda p: p["spec"]["volumes"].append(
         {"name": "x", "hostPath": {"path": "/var/swarming-evil"}}), "skolo-host-paths"),
-    "a hostPath below an exactly-allowed path": ("monitoring", lambda p: p["spec"]["volumes"].append(
+    "a hostPath that climbs out of an allowed one": ("swarming", lambda p: p["spec"]["volumes"].append(
         {"name": "x", "hostPath": {"path": "/var/swarming/../../etc"}}), "skolo-host-paths"),
     "a privileged container outside swarming and nfs": (
-        "monitoring", lambda p: _container(p)["securityContext"].update(privileged=True), "skolo-pod-privileges"),
+        "monitoring", lambda p: _c(p)["securityContext"].update(privileged=True), "skolo-pod-privileges"),
     "a privileged init container": ("alerting", lambda p: p["spec"].update(initContainers=[
-        {**_container(p), "name": "init", "securityContext": {"privileged": True, "runAsUser": 1000}}]),
+        {**_c(p), "name": "init", "securityContext": {"privileged": True, "runAsUser": 1000}}]),
                                     "skolo-pod-privileges"),
     "host network outside nfs and monitoring": (
         "metadata", lambda p: p["spec"].update(hostNetwork=True), "skolo-pod-privileges"),
-    "running as uid 0": ("metadata", lambda p: (_container(p)["securityContext"].update(runAsUser=0),
-                                                _container(p)["securityContext"].pop("runAsNonRoot")),
-                         "skolo-pod-privileges"),
-    "no security context at all (the image's user, often root)": (
-        "power", lambda p: (_container(p).pop("securityContext"), p["spec"].pop("securityContext")),
+    "running as uid 0": ("metadata", lambda p: (_c(p)["securityContext"].update(runAsUser=0),
+                                                _c(p)["securityContext"].pop("runAsNonRoot")), "skolo-pod-privileges"),
+    "runAsNonRoot with runAsUser 0": ("metadata", lambda p: _c(p)["securityContext"].update(runAsUser=0),
+                                      "skolo-pod-privileges"),
+    "a pod-level runAsUser 0 under runAsNonRoot": (
+        "metadata", lambda p: (_c(p)["securityContext"].pop("runAsUser"), p["spec"]["securityContext"].update(runAsUser=0)),
         "skolo-pod-privileges"),
+    "no security context at all (the image's user, often root)": (
+        "power", lambda p: (_c(p).pop("securityContext"), p["spec"].pop("securityContext")), "skolo-pod-privileges"),
+    "root in metadata though swarming may": ("metadata", lambda p: _c(p).update(securityContext={"runAsUser": 0}),
+                                             "skolo-pod-privileges"),
+    "SYS_ADMIN added": ("metadata", lambda p: _c(p)["securityContext"].update(capabilities={"add": ["SYS_ADMIN"]}),
+                        "skolo-pod-privileges"),
+    "NET_RAW added even where root is allowed": (
+        "swarming", lambda p: _c(p)["securityContext"].update(capabilities={"add": ["NET_RAW"]}), "skolo-pod-privileges"),
     "host PID even where root is allowed": ("swarming", lambda p: p["spec"].update(hostPID=True),
                                             "skolo-pod-privileges"),
 }
@@ -134,34 +191,71 @@ BAD = {
 @pytest.mark.parametrize("what", sorted(BAD))
 def test_a_bad_pod_is_refused_by_the_right_policy(rack1, what):
     namespace, breaks, policy = BAD[what]
-    pod = _base(rack1)
+    pod = _pod(rack1)
     pod["metadata"]["namespace"] = namespace
     breaks(pod)
-    refused = refused_by(rack1, pod, namespace)
-    assert list(refused) == [policy], refused
+    assert list(refused_by(rack1, pod, namespace)) == [policy]
+
+
+@pytest.mark.parametrize("kind", sorted(WORKLOAD_KINDS))
+def test_a_workload_with_a_bad_template_is_refused_when_applied_with_the_pods_message(rack1, kind):
+    deployment = _workload(rack1, "metadata")
+    template = deployment["spec"]["template"]
+    template["spec"]["containers"][0]["image"] = "docker.io/evil/miner:1"
+    spec = {"jobTemplate": {"spec": {"template": template}}, "schedule": "* * * * *"} if kind == "CronJob" else {
+        "selector": deployment["spec"]["selector"], "template": template}
+    obj = {"apiVersion": WORKLOAD_KINDS[kind], "kind": kind, "metadata": {"name": "x", "namespace": "metadata"},
+           "spec": spec}
+    pod = pod_of(obj)
+    assert refused_by(rack1, obj, "metadata") == refused_by(rack1, pod, "metadata") != {}
+
+
+def test_what_a_namespace_may_do_is_what_its_own_stack_pods_do(rack1):
+    swarming = _pod(rack1, "swarming")  # privileged, root, /var/swarming, /dev/bus
+    assert refused_by(rack1, swarming, "swarming") == {}
+    assert set(refused_by(rack1, swarming, "metadata")) == {"skolo-host-paths", "skolo-pod-privileges"}
+    exporter = _pod(rack1, "node-exporter")  # host network, / /proc /sys
+    assert refused_by(rack1, exporter, "monitoring") == {}
+    assert set(refused_by(rack1, exporter, "alerting")) == {"skolo-host-paths", "skolo-pod-privileges"}
 
 
 def test_refusals_say_what_is_allowed_and_which_key_widens_it(rack1):
-    pod = _base(rack1)
-    _container(pod)["image"] = "docker.io/evil/miner:1"
+    pod = _pod(rack1)
+    _c(pod)["image"] = "docker.io/evil/miner:1"
     (message,) = refused_by(rack1, pod, "metadata")["skolo-image-registries"]
     assert message.startswith("images must come from one of: erichough/nfs-server:, erichough/nfs-server@, "
                               "gcr.io/google.com/cloudsdktool/google-cloud-cli:")
     assert message.endswith("(skolo:guardrails.allowedRegistries)")
+    _c(pod)["image"] = "gcr.io/skia-public/metadata:x"
+    _c(pod)["securityContext"]["capabilities"] = {"add": ["SYS_ADMIN"]}
+    assert refused_by(rack1, pod, "metadata")["skolo-pod-privileges"] == [
+        "capabilities may be added only as the stack's own pods in the namespace add them "
+        "(skolo:guardrails.namespaces.<namespace>.capabilities)"]
 
 
-def test_config_widens_the_policies(run_stack):
+def test_config_widens_the_policies_for_one_namespace_only(run_stack):
     run = run_stack("rack2", overrides={"guardrails": {
-        "allowedRegistries": ["gcr.io/skia-public/", "docker.io/library/"], "hostPaths": ["/etc/hosts"],
-        "rootNamespaces": ["debug"], "hostNetworkNamespaces": ["debug"]}})
-    pod = _base(run)
-    _container(pod)["image"] = "docker.io/library/busybox:1.36"
+        "allowedRegistries": ["gcr.io/skia-public/", "docker.io/library/"],
+        "namespaces": {"debug": {"hostPaths": ["/etc/hosts"], "root": True, "hostNetwork": True,
+                                 "capabilities": ["NET_ADMIN"]}}}})
+    pod = _pod(run)
+    _c(pod)["image"] = "docker.io/library/busybox:1.36"
     pod["spec"]["volumes"].append({"name": "hosts", "hostPath": {"path": "/etc/hosts"}})
     pod["spec"]["hostNetwork"] = True
-    _container(pod)["securityContext"].update(runAsUser=0)
-    _container(pod)["securityContext"].pop("runAsNonRoot")
+    _c(pod)["securityContext"].update(runAsUser=0, capabilities={"add": ["NET_ADMIN"]})
+    _c(pod)["securityContext"].pop("runAsNonRoot")
     assert refused_by(run, pod, "debug") == {}
-    assert list(refused_by(run, pod, "metadata")) == ["skolo-pod-privileges"]
+    assert set(refused_by(run, pod, "metadata")) == {"skolo-host-paths", "skolo-pod-privileges"}
+
+
+def test_the_simple_global_forms_still_hold(run_stack):
+    run = run_stack("rack2", overrides={"guardrails": {"hostPaths": ["/etc/hosts"], "rootNamespaces": ["debug"]}})
+    pod = _pod(run)
+    pod["spec"]["volumes"].append({"name": "hosts", "hostPath": {"path": "/etc/hosts"}})
+    assert refused_by(run, pod, "alerting") == {}  # hostPaths hold in every namespace
+    _c(pod)["securityContext"] = {"runAsUser": 0}
+    assert list(refused_by(run, pod, "alerting")) == ["skolo-pod-privileges"]
+    assert refused_by(run, pod, "debug") == {}
 
 
 def test_guardrails_can_be_switched_off(run_stack):

@@ -66,7 +66,8 @@ def test_pods_are_placed_by_role_and_built_safely(run_stack):
         elif name == "swarming":
             assert terms[0]["matchExpressions"] == [
                 {"key": kube.ROLE_LABEL, "operator": "In", "values": ["rpi"]},
-                {"key": kube.STATE_LABEL, "operator": "NotIn", "values": ["drained"]}]
+                {"key": kube.STATE_LABEL, "operator": "NotIn", "values": ["drained"]},
+                {"key": kube.MAINTENANCE_LABEL, "operator": "DoesNotExist"}]
         else:
             assert name == "node-exporter" and role is None and spec["tolerations"] == [{"operator": "Exists"}]
         resources = container["resources"]
@@ -76,7 +77,16 @@ def test_pods_are_placed_by_role_and_built_safely(run_stack):
             assert security["runAsUser"] == 0 and security.get("privileged") is (True if name in PRIVILEGED else None)
         else:
             assert security["runAsNonRoot"] is True and security["runAsUser"] != 0, name
+        if name in PRIVILEGED:
+            assert "securityContext" not in spec, name  # seccomp does not bind a privileged container
+        else:
+            # Hardening that costs nothing: no escalation, no capabilities, a read-only root with
+            # scratch in an emptyDir, and the runtime's default seccomp profile.
             assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
+            assert security["readOnlyRootFilesystem"] is True, name
+            assert {"name": "scratch", "emptyDir": {}} in spec["volumes"], name
+            assert {"name": "scratch", "mountPath": "/tmp", "readOnly": False} in container["volumeMounts"], name
+            assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         # podwatcher will not start without an in-cluster API client; its account has no rights.
         assert spec["automountServiceAccountToken"] is (name in ("prometheus", "kube-state-metrics", "podwatcher")), name
         for env in container.get("env") or []:
@@ -84,6 +94,58 @@ def test_pods_are_placed_by_role_and_built_safely(run_stack):
             assert "value" not in env or env["value"].startswith("/var/secrets/") or not any(
                 w in env["name"] for w in ("PASSWORD", "KEY", "TOKEN")), env
     assert seen == JUMPHOST_ONLY | {"swarming", "node-exporter"}
+
+
+def network_policies(run) -> dict[tuple[str, str], dict]:
+    return {(r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]): r.inputs["spec"]
+            for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+
+
+def _from(namespace: str, app: str) -> dict:
+    key = "k8s-app" if app == "kube-dns" else kube.APP_LABEL
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "podSelector": {"matchLabels": {key: app}}}
+
+
+def test_every_namespace_the_stack_owns_denies_ingress_by_default(run_stack):
+    run = run_stack("rack1")
+    owned = {r.inputs["metadata"]["name"] for r in run.of_type("kubernetes:core/v1:Namespace")}
+    assert owned == {"metadata", "monitoring", "alerting", "backup", "k3s-backup", "power", "nfs", "swarming",
+                     "skolo-access"}
+    policies = network_policies(run)
+    for ns in owned:
+        assert policies[(ns, "default-deny-ingress")] == {"podSelector": {}, "policyTypes": ["Ingress"]}, ns
+
+
+def test_what_each_network_policy_lets_in(run_stack):
+    policies = network_policies(run_stack("rack1"))
+    opened = {key: (spec["podSelector"]["matchLabels"][kube.APP_LABEL],
+                    [(rule.get("from"), [p["port"] for p in rule["ports"]]) for rule in spec.get("ingress", [])])
+              for key, spec in policies.items() if key[1] != "default-deny-ingress" and "Ingress" in spec["policyTypes"]}
+    prometheus = [_from("monitoring", "prometheus")]
+    assert opened == {
+        ("metadata", "metadata-ingress"): ("metadata", [(
+            [_from("swarming", "swarming"), _from("kube-system", "traefik"), {"ipBlock": {"cidr": "192.168.1.0/24"}}],
+            [8000])]),
+        ("metadata", "metadata-metrics"): ("metadata", [(prometheus, [20000])]),
+        ("alerting", "alert-to-pubsub-ingress"): ("alert-to-pubsub", [(prometheus, [8000])]),
+        ("alerting", "alert-to-pubsub-metrics"): ("alert-to-pubsub", [(prometheus, [20000])]),
+        ("monitoring", "kube-state-metrics-ingress"): ("kube-state-metrics", [(prometheus, [8080])]),
+        ("power", "podwatcher-metrics"): ("podwatcher", [(prometheus, [20000])]),
+        ("swarming", "swarming-metrics"): ("swarming", [(prometheus, [20000])]),
+    }
+
+
+def test_router_backup_reaches_only_its_devices_dns_and_public_https(run_stack):
+    spec = network_policies(run_stack("rack1"))[("backup", "router-backup-egress")]
+    assert spec["policyTypes"] == ["Egress"]
+    assert spec["egress"] == [
+        {"to": [{"ipBlock": {"cidr": f"192.168.1.{i}/32"}} for i in (1, 2, 3)],
+         "ports": [{"port": 22, "protocol": "TCP"}]},
+        {"to": [_from("kube-system", "kube-dns")],
+         "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}],
+         "ports": [{"port": 443, "protocol": "TCP"}]}]
 
 
 def test_services_with_health_endpoints_have_probes(run_stack):

@@ -16,7 +16,7 @@ def test_render_rack1_writes_scripts_and_prints_a_summary(tmp_path):
     result = rackctl("render", "rack1", "--out", str(tmp_path / "rack1"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"stack rack1: 562 resources, 548 files in {tmp_path / 'rack1'}"
+    assert lines[0] == f"stack rack1: 579 resources, 565 files in {tmp_path / 'rack1'}"
     assert "RpiAgent                  80  5 Command" in lines
     assert "hosts: 1 reached directly (192.168.1.8), 80 through the jumphost" in lines
     jump = tmp_path / "rack1" / "hosts" / "192.168.1.8"

@@ -161,8 +161,10 @@ class Settings(Model):
     images: Images = Images()
     """Pinned image per image key (README); Skia's own images are required while their service is enabled."""
     guardrails: Guardrails = Guardrails()
-    """Admission policies: {enabled, allowedRegistries, hostPaths, hostPathPrefixes, privilegedNamespaces,
-    hostNetworkNamespaces, rootNamespaces}, additions to what the stack's own services need."""
+    """Admission policies: {enabled, allowedRegistries, hostPaths, hostPathPrefixes (every namespace),
+    privilegedNamespaces, hostNetworkNamespaces, rootNamespaces, namespaces: {NS: {hostPaths, hostPathPrefixes,
+    privileged, hostNetwork, root, capabilities}}}, additions to what the stack's own pods need, namespace by
+    namespace."""
 
     _rack: str = PrivateAttr("")
     _secrets: dict[str, Secret] = PrivateAttr(default_factory=dict)

@@ -202,6 +202,21 @@ IMAGE_SERVICES = {"metadata": "metadata", "prometheus": "prometheus", "nodeExpor
                   "datastoreBackup": "datastoreBackup"}
 
 
+Capability = scalar(str, "a Linux capability like NET_ADMIN (named one by one, not ALL)",
+                    lambda v: v if v != "ALL" and v.isupper() and v.replace("_", "").isalpha() else None)
+
+
+class NamespaceAllowance(Model):
+    """What the admission policies let one namespace's pods do, beyond what the stack's own need."""
+
+    host_paths: _strings(AbsPath) = ()
+    host_path_prefixes: _strings(AbsPath) = ()
+    privileged: Bool = False
+    host_network: Bool = False
+    root: Bool = False
+    capabilities: _strings(Capability) = ()
+
+
 class Guardrails(Service):
     registries: _strings(Registry) = Field(None, alias="allowedRegistries")
     host_paths: _strings(AbsPath) = None
@@ -209,3 +224,6 @@ class Guardrails(Service):
     privileged_namespaces: _strings(NodeName) = None
     host_network_namespaces: _strings(NodeName) = None
     root_namespaces: _strings(NodeName) = None
+    namespaces: Annotated[dict[NodeName, NamespaceAllowance], shape(dict, "an object of namespace -> {hostPaths, "
+                                                                          "hostPathPrefixes, privileged, hostNetwork, "
+                                                                          "root, capabilities}")] = None
