@@ -2,7 +2,7 @@
 services every rack runs (each can be switched off per stack in skolo:services).
 
 Wiring only. What each piece does lives in components/; what the config means lives in
-components/settings.py.
+components/settings/.
 """
 
 import functools
@@ -13,6 +13,7 @@ from components import kube, remote, settings
 from components.access import Access, AccessArgs
 from components.alert_to_pubsub import AlertToPubsub, AlertToPubsubArgs
 from components.datastore_backup import DatastoreBackup, DatastoreBackupArgs
+from components.fleet import Fleet, FleetArgs
 from components.guardrails import Guardrails, GuardrailsArgs
 from components.k3s_server import K3sServer, K3sServerArgs
 from components.legacy_unit import LegacyUnit, LegacyUnitArgs
@@ -64,23 +65,32 @@ server = K3sServer(rack.rack, K3sServerArgs(
     cluster_name=rack.rack,
 ), pulumi.ResourceOptions(depends_on=metadata_cutover))
 
+# What the jumphost needs to look after every Pi, installed once: the bundle of scripts it runs
+# for them and the key it reaches them with.
+fleet = Fleet(f"{rack.rack}-fleet", FleetArgs(
+    connection=jumphost_ssh,
+    ssh_private_key=ssh_key,
+    user=jumphost.user,
+    server_url=f"https://{jumphost.lan_address}:6443",
+    install_script_url=rack.k3s_install_script_url,
+    install_script_sha256=rack.k3s_install_script_sha256,
+    max_unavailable=rack.upgrade.max_unavailable,
+    swarming_grace_seconds=services.swarming.termination_grace_seconds or SwarmingArgs.termination_grace_seconds,
+))
+
+# One small step per Pi, done from the jumphost; after the server, so a new version reaches the
+# server before any Pi.
 agents = [
     RpiAgent(pi.name, RpiAgentArgs(
         node_name=pi.name,
         address=pi.address,
-        connection=remote.pi_connection(address=pi.address, host_key=pi.host_key, jumphost=jumphost_ssh),
-        jumphost_connection=jumphost_ssh,
         host_key=pi.host_key,
-        user=jumphost.user,
         k3s_version=rack.k3s_version,
-        install_script_url=rack.k3s_install_script_url,
-        install_script_sha256=rack.k3s_install_script_sha256,
-        server_url=f"https://{jumphost.lan_address}:6443",
-        token=token,
-        ssh_private_key=ssh_key,
-        rejoin=pi.rejoin,
         state=pi.state,
-    ), pulumi.ResourceOptions(depends_on=[server.install]))
+        rejoin=pi.rejoin,
+        jumphost=jumphost_ssh,
+        bundle=fleet.bundle,
+    ), pulumi.ResourceOptions(depends_on=[server.install, fleet]))
     for pi in rack.rpis
 ]
 

@@ -37,6 +37,6 @@ class LegacyUnit(pulumi.ComponentResource):
         self.cutover = remote.run(
             f"{name}-cutover", connection=args.connection,
             create=hostscripts.script("legacy-unit-stop", UNIT=args.unit).command,
-            delete=hostscripts.script("legacy-unit-start", UNIT=args.unit),
+            delete=hostscripts.script("legacy-unit-start", UNIT=args.unit).command,
             opts=pulumi.ResourceOptions(parent=self, aliases=[args.alias] if args.alias else None))
         self.register_outputs({"unit": args.unit})

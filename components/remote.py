@@ -11,12 +11,9 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_command as command
 
-from components.hostscripts import HostScript
 
-# A dead Pi should fail its own resources quickly: 3 dials of at most 10 s each.
-PI_DIAL_ERROR_LIMIT = 3
-PI_DIAL_TIMEOUT_SECONDS = 10
-# The jumphost is the bastion for every Pi: ride out a burst of dropped handshakes.
+# The jumphost does every step for every Pi (components/scripts/bundle/): ride out a burst of
+# dropped handshakes. A dead Pi fails fast inside its step (ConnectTimeout in the bundle).
 JUMPHOST_DIAL_ERROR_LIMIT = 10
 JUMPHOST_DIAL_TIMEOUT_SECONDS = 15
 
@@ -28,20 +25,8 @@ def jumphost_connection(*, address: str, port: int, user: str, private_key: pulu
         dial_error_limit=JUMPHOST_DIAL_ERROR_LIMIT, per_dial_timeout=JUMPHOST_DIAL_TIMEOUT_SECONDS)
 
 
-def pi_connection(*, address: str, host_key: Optional[str], jumphost: command.remote.ConnectionArgs
-                  ) -> command.remote.ConnectionArgs:
-    """A Pi on the rack LAN, reached through the jumphost with the same user and key."""
-    proxy = command.remote.ProxyConnectionArgs(
-        host=jumphost.host, port=jumphost.port, user=jumphost.user, private_key=jumphost.private_key,
-        host_key=jumphost.host_key, dial_error_limit=JUMPHOST_DIAL_ERROR_LIMIT,
-        per_dial_timeout=JUMPHOST_DIAL_TIMEOUT_SECONDS)
-    return command.remote.ConnectionArgs(
-        host=address, port=22, user=jumphost.user, private_key=jumphost.private_key, host_key=host_key,
-        proxy=proxy, dial_error_limit=PI_DIAL_ERROR_LIMIT, per_dial_timeout=PI_DIAL_TIMEOUT_SECONDS)
-
-
 def run(name: str, *, connection: command.remote.ConnectionArgs,
-        create: pulumi.Input[str], delete: Optional[HostScript] = None,
+        create: pulumi.Input[str], delete: Optional[str] = None,
         stdin: Optional[pulumi.Input[str]] = None, secret_output: bool = False,
         triggers: Optional[Sequence[pulumi.Input]] = None,
         opts: pulumi.ResourceOptions) -> command.remote.Command:
@@ -56,7 +41,7 @@ def run(name: str, *, connection: command.remote.ConnectionArgs,
         name,
         connection=connection,
         create=create,
-        delete=delete.command if delete else None,
+        delete=delete,
         stdin=stdin,
         triggers=list(triggers) if triggers else None,
         logging=command.remote.Logging.NONE if secret_output else command.remote.Logging.STDOUT_AND_STDERR,

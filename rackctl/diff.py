@@ -120,18 +120,35 @@ def compare(base_out: Path, head_out: Path, errors: dict[str, str]) -> list[Stac
             diffs.append(d)  # nothing to compare: the change breaks this stack
             continue
         old, new = _files(base_out / stack), _files(head_out / stack)
-        chunks = []
+        # One diff per way of changing: a change that touches every Pi's step alike shows once.
+        alike: dict[tuple, list[str]] = {}
+        patches = {}
         for name in sorted(set(old) | set(new)):
             if old.get(name) == new.get(name):
                 continue
             (d.added if name not in old else d.removed if name not in new else d.changed).append(name)
-            chunks.extend(difflib.unified_diff(
+            patch = [c if c.endswith("\n") else c + "\n" for c in difflib.unified_diff(
                 old.get(name, "").splitlines(keepends=True), new.get(name, "").splitlines(keepends=True),
                 fromfile=f"a/{stack}/{name}" if name in old else "/dev/null",
-                tofile=f"b/{stack}/{name}" if name in new else "/dev/null"))
-        d.text = "".join(c if c.endswith("\n") else c + "\n" for c in chunks)
+                tofile=f"b/{stack}/{name}" if name in new else "/dev/null")]
+            patches[name] = patch
+            same = (name in old, name in new, tuple(c for c in patch[2:] if c[:1] in "+-@"))
+            alike.setdefault(same, []).append(name)
+        chunks = []
+        for names in alike.values():
+            chunks.extend(patches[names[0]])
+            if len(names) > 1:
+                chunks.append(f"# ...and the same change in {_names(stack, names[1:])}\n")
+        d.text = "".join(chunks)
         diffs.append(d)
     return diffs
+
+
+def _names(stack: str, names: list[str]) -> str:
+    """Files as a short phrase: their common folder when there are many."""
+    if len(names) <= 3:
+        return ", ".join(f"{stack}/{n}" for n in names)
+    return f"{len(names)} more files under {stack}/{os.path.commonpath(names)}/"
 
 
 def run(repo: Path, base: Optional[str], head: Optional[str]) -> list[StackDiff]:

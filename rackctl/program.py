@@ -8,8 +8,8 @@ as the CLI would pass it: Pulumi.yaml defaults first, values JSON-encoded, secre
 Secrets the stack file holds encrypted (or not at all) become clearly marked placeholders.
 
 Stand-ins, at the very edge and named as such: a resource's outputs are its inputs, plus
-`stdout` for the two host scripts whose output the program reads (the kubeconfig, a stand-in
-k3s kubeconfig; and the Pi cgroup step, reporting a first bring-up that needs a reboot).
+`stdout` for the one host script whose output the program reads (the kubeconfig: a stand-in k3s
+kubeconfig).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class RecordingMonitor(mocks.MockMonitor):
 
 
 class StandInMocks(mocks.Mocks):
-    """Outputs are the inputs, plus the two stand-in stdouts the module docstring names."""
+    """Outputs are the inputs, plus the stand-in kubeconfig the module docstring names."""
 
     def new_resource(self, args: mocks.MockResourceArgs):
         state = dict(args.inputs)
@@ -180,8 +180,6 @@ class StandInMocks(mocks.Mocks):
             create = args.inputs.get("create") or ""
             if "/etc/rancher/k3s/k3s.yaml" in create and "skolo-read-file" in create:
                 state["stdout"] = STAND_IN_KUBECONFIG
-            elif "skolo-rpi-cgroups" in create:
-                state["stdout"] = "skolo: added cgroup flags\nreboot-scheduled"
             else:
                 state.setdefault("stdout", "")
             state.setdefault("stderr", "")

@@ -12,6 +12,7 @@ nothing is written outside it.
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -51,16 +52,32 @@ def component_of(run: Run, resource: Declared) -> str:
     return "stack"
 
 
+def _as_script(command: str) -> tuple[str, str]:
+    """(folder, script) for a command: a host script as it is; a call into the Pis' bundle (in pis/)
+    as its parameters, then the bundle script it runs (an equivalent script, for review)."""
+    try:
+        return "", hostscripts.unwrap(command).text
+    except ValueError:
+        where, script, params = hostscripts.unwrap_call(command)
+        return "pis/", ("#!/bin/sh\n" f"# skolo bundle call: {script}.sh of {where} on the jumphost (see ../bundle/)\n"
+                + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in params.items())
+                + f"export BUNDLE={where}\n# shellcheck source=/dev/null\n. \"$BUNDLE/{script}.sh\"\n")
+
+
 def host_scripts(run: Run) -> dict[str, str]:
-    """Relative path -> script text, for every create/delete command the program declares."""
+    """Relative path -> script text, for every create/delete command the program declares, and the
+    files of the bundle the jumphost keeps for the Pis."""
     files = {}
     for r in run.of_type(COMMAND_TYPE):
         host = _host_of(r)
         for phase in ("create", "delete"):
             command = r.inputs.get(phase)
             if command:
-                suffix = "" if phase == "create" else ".delete"
-                files[f"hosts/{host}/{r.name}{suffix}.sh"] = hostscripts.unwrap(command).text
+                folder, text = _as_script(command)
+                files[f"hosts/{host}/{folder}{r.name}{'' if phase == 'create' else '.delete'}.sh"] = text
+        if "skolo-bundle-install" in (r.inputs.get("create") or ""):
+            files.update({f"hosts/{host}/bundle/{name}": text
+                          for name, text in hostscripts.unbundle(r.inputs["stdin"]).items()})
     return files
 
 
@@ -170,9 +187,9 @@ def summary(run: Run, out: Path, written: list[Path]) -> str:
         per = ", ".join(f"{n // count} {t.rsplit(':', 1)[-1]}" for t, n in sorted(kinds[kind].items()))
         lines.append(f"{kind:<22} {count:>5}  {per}")
     hosts = sorted({_host_of(r) for r in run.of_type(COMMAND_TYPE)})
-    via = [h for h in hosts if "-via-" in h]
-    lines += ["", f"hosts: {len(hosts) - len(via)} reached directly ({', '.join(h for h in hosts if h not in via)}), "
-                  f"{len(via)} through the jumphost"]
+    pis = sum(1 for rel in host_scripts(run) if "/pis/" in rel and not rel.endswith(".delete.sh"))
+    lines += ["", f"hosts: {len(hosts)} reached over SSH ({', '.join(hosts)}); {pis} Pis reached from the jumphost "
+                  "by its bundle (hosts/*/pis/, hosts/*/bundle/)"]
     secret_stdin = sum(1 for r in run.of_type(COMMAND_TYPE) if "stdin" in r.secret_inputs)
     lines.append(f"secrets: {secret_stdin} host scripts get a secret on stdin (not shown); "
                  f"secret stack outputs: {', '.join(sorted(run.secret_outputs)) or 'none'}")

@@ -12,7 +12,10 @@ from the jumphost's namespace.
 
 Stand-ins at the very edge (tests/standins/, each says so in its header): the k3s install
 script, systemctl (no systemd here), shutdown, and `k3s kubectl`. They sit in the sandbox's
-/usr/local/bin, which comes first on sudo's secure_path, and record what they were asked.
+/usr/local/bin, which comes first on sudo's secure_path, and record what they were asked. The
+"cluster" they share is one directory bind-mounted into every host (CLUSTER): the Nodes the
+stand-in installer registers on the Pis are the ones the stand-in kubectl on the jumphost sees,
+and its events.log is the timestamped record the upgrade tests read.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ STANDINS = Path(__file__).parent / "standins"
 OVERLAID = ("etc", "var/lib", "usr/local", "boot", "run")
 HTTP_PORT = 8080
 STATE = "/var/lib/rancher/standin"
+CLUSTER = "/var/lib/rancher/standin-cluster"
 
 
 def prerequisites() -> Optional[str]:
@@ -72,6 +76,8 @@ class Host:
     """Pis only: what the stand-in /proc/cgroups says of the memory controller."""
     passwords: bool = False
     """Whether its sshd accepts passwords (a stand-in EdgeSwitch); keys only otherwise."""
+    cluster: Optional[Path] = None
+    """The shared stand-in cluster directory, mounted at CLUSTER."""
 
     def file(self, path: str) -> Path:
         """Where a file the sandbox wrote lives on the real machine (the overlay's upper layer)."""
@@ -83,6 +89,15 @@ class Host:
 
     def log(self, name: str) -> list[str]:
         return self.read(f"{STATE}/{name}.log").splitlines()
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the stand-in cluster's events.log: when, which Node (or "server"), what."""
+
+    at: float
+    node: str
+    what: str
 
 
 @dataclass
@@ -103,6 +118,25 @@ class Rack:
         import hashlib
 
         return hashlib.sha256(self.installer.read_bytes()).hexdigest()
+
+    @property
+    def cluster(self) -> Path:
+        return self.tmp / "cluster"
+
+    def events(self) -> list[Event]:
+        """What the stand-ins did to the cluster, in time order."""
+        log = self.cluster / "events.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        events = [Event(float(at), node, what) for at, node, what in (line.split(" ", 2) for line in lines)]
+        return sorted(events, key=lambda e: e.at)
+
+    def node(self, name: str, what: str, key: str = "") -> Optional[str]:
+        """What the stand-in cluster holds of a Node: `ready`, `version`, `unschedulable` (None when
+        absent), or a label or annotation (`labels`/`annotations` and its key)."""
+        f = self.cluster / "nodes" / name / what
+        if key:
+            f = f / key.replace("/", "%")
+        return f.read_text().strip() if f.exists() else None
 
     # --- what pulumi-command does: one SSH session running the command, stdin fed ---------
 
@@ -228,6 +262,7 @@ def _start_sshd(host: Host, authorized: Path, keep_key: bool = False) -> None:
         cgroups.write_text("#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpuset\t0\t1\t1\n"
                            f"memory\t0\t1\t{1 if host.memory_cgroup else 0}\n")
         mounts.append(f"mount --bind {cgroups} /proc/cgroups")
+    mounts.append(f"mkdir -p {CLUSTER} && mount --bind {host.cluster} {CLUSTER}")
     mounts.append("mkdir -p /run/sshd")
     script = " && ".join(mounts) + f" && exec /usr/sbin/sshd -D -e -f {config}"
     host.process = subprocess.Popen(
@@ -263,7 +298,9 @@ def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False
     user_pub = _keygen(user_key)
     authorized = tmp / "authorized_keys"
     authorized.write_text(user_pub + "\n")
-    jumphost = Host("jumphost", jh, "10.231.0.2", tmp / "jumphost")
+    cluster = tmp / "cluster"
+    cluster.mkdir()
+    jumphost = Host("jumphost", jh, "10.231.0.2", tmp / "jumphost", cluster=cluster)
     rack = Rack(tmp=tmp, user_key=user_key, known_hosts=tmp / "known_hosts", workstation=ws, jumphost=jumphost,
                 pis=[], namespaces=[ws, jh])
     try:
@@ -288,7 +325,7 @@ def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False
             _run("ip", "-n", ns, "link", "set", f"p{i}{tag}", "up")
             _run("ip", "-n", ns, "route", "add", "default", "via", f"10.232.{i}.1")
             rack.pis.append(Host(f"pi{i}", ns, f"10.232.{i}.2", tmp / f"pi{i}",
-                                 memory_cgroup=memory_cgroup[i % len(memory_cgroup)]))
+                                 memory_cgroup=memory_cgroup[i % len(memory_cgroup)], cluster=cluster))
         served = tmp / "served"
         served.mkdir()
         # The same stand-in kubeconfig the mock runtime hands the program (rackctl/program.py).
@@ -311,3 +348,36 @@ def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False
     except BaseException:
         rack.close()
         raise
+
+
+SERVICES = ("metadata", "prometheus", "alertToPubsub", "routerBackup", "powerCycle", "nfs", "swarming")
+
+
+def stack_config(rack: Rack, names: list[str], **overrides) -> dict:
+    """rack2's stack aimed at the sandboxed rack: its jumphost, its Pis (named `names`, each with
+    its pinned host key), the served stand-in installer and its checksum; services off."""
+    config = {
+        # The sandbox's rack LAN: the jumphost's links to the Pis (10.232.<i>.1 - .2).
+        "jumphost": {"name": "skolo-test-jumphost", "address": rack.jumphost.address, "user": "root",
+                     "lanAddress": "10.232.0.1", "lanCidr": "10.232.0.0/16", "hostKey": rack.jumphost.host_key_pub},
+        "rpis": [{"name": name, "address": pi.address, "hostKey": pi.host_key_pub} for name, pi in zip(names, rack.pis)],
+        "k3sVersion": "v1.31.6+k3s1",
+        "k3sInstallScriptUrl": f"http://{rack.jumphost.address}:{HTTP_PORT}/install.sh",
+        "k3sInstallScriptSha256": rack.installer_sha256,
+        "services": {s: {"enabled": False} for s in SERVICES},
+    }
+    config.update(overrides)
+    return config
+
+
+# A Raspberry Pi OS kernel command line, as flashed.
+CMDLINE = "console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait"
+
+
+def prepare(rack: Rack, run, watch_for: tuple[str, ...] = ()) -> list[Result]:
+    """What every Pi's step depends on, done as `pulumi up` does it first: the server, then on the
+    jumphost the bundle and the Pis' key (rack2's steps). Each Pi is flashed (its cmdline.txt)."""
+    for pi in rack.pis:
+        rack.on(pi, f"mkdir -p /boot/firmware && echo '{CMDLINE}' > /boot/firmware/cmdline.txt")
+    return [rack.run(run.named(step), watch_for=watch_for)
+            for step in ("rack2-install", "rack2-fleet-bundle", "rack2-fleet-pi-key")]

@@ -7,9 +7,12 @@ Needs root (network and mount namespaces), which CI has; skipped with the reason
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 
+from components import hostscripts
+from components.fleet import CGROUP_FLAGS
 from tests import hosts
 from tests.conftest import NEEDLES, PLANTED
 
@@ -20,7 +23,7 @@ hosts.require("the SSH host tests")
 SECRETS = (NEEDLES["k3sToken"],)
 VERSION, NEWER, OLDER = "v1.31.6+k3s1", "v1.31.7+k3s1", "v1.30.10+k3s1"
 PIS = ["skia-rpi2-test-shelf1-001", "skia-rpi2-test-shelf1-002"]
-CMDLINE = "console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait"
+CMDLINE = hosts.CMDLINE
 
 
 @pytest.fixture
@@ -37,20 +40,8 @@ def declare(run_stack, rack):
     secrets = dict(PLANTED, sshPrivateKey=rack.user_key.read_text())
 
     def run(**overrides):
-        config = {
-            # The sandbox's rack LAN: the jumphost's links to the Pis (10.232.<i>.1 - .2).
-            "jumphost": {"name": "skolo-test-jumphost", "address": rack.jumphost.address, "user": "root",
-                         "lanAddress": "10.232.0.1", "lanCidr": "10.232.0.0/16", "hostKey": rack.jumphost.host_key_pub},
-            "rpis": [{"name": name, "address": pi.address, "hostKey": pi.host_key_pub}
-                     for name, pi in zip(PIS, rack.pis)],
-            "k3sVersion": VERSION,
-            "k3sInstallScriptUrl": f"http://{rack.jumphost.address}:{hosts.HTTP_PORT}/install.sh",
-            "k3sInstallScriptSha256": rack.installer_sha256,
-            "services": {s: {"enabled": False} for s in ("metadata", "prometheus", "alertToPubsub", "routerBackup",
-                                                         "powerCycle", "nfs", "swarming")},
-        }
-        config.update(overrides)
-        return run_stack("rack2", overrides=config, secrets=secrets)
+        return run_stack("rack2", overrides=hosts.stack_config(rack, PIS, **{"k3sVersion": VERSION, **overrides}),
+                         secrets=secrets)
 
     return run
 
@@ -156,8 +147,7 @@ def test_a_legacy_unit_is_stopped_at_cutover_and_started_on_rollback(rack, decla
     jh = rack.jumphost
     rack.on(jh, f"printf '[Service]\\nExecStart=/usr/bin/true\\n' > /etc/systemd/system/{unit}.service"
                 f" && systemctl enable --now {unit}")
-    services = {s: {"enabled": s == service} for s in ("metadata", "prometheus", "alertToPubsub", "routerBackup",
-                                                        "powerCycle", "nfs", "swarming")}
+    services = {s: {"enabled": s == service} for s in hosts.SERVICES}
     services["powerCycle"]["mpower"] = []  # rack2's strips name rack2's Pis
     cutover = declare(services=services).named(f"{name}-legacy-unit-cutover")
     assert f"stopped and disabled legacy {unit}" in ok(rack.run(cutover)).stdout
@@ -180,103 +170,138 @@ def test_sshd_max_startups_is_checked_by_the_real_sshd_and_applied_once(rack, de
     assert jh.log("systemctl") == ["reload ssh"]
 
 
-def test_pi_cgroups_are_added_once_and_a_reboot_scheduled_only_when_needed(rack, declare):
+# --- the Pis: each one's step runs on the jumphost, from the bundle ---------------------------
+
+def up(rack, run) -> None:
+    for result in hosts.prepare(rack, run, watch_for=SECRETS + (key_needle(rack),)):
+        ok(result)
+
+
+def changes(jh: hosts.Host, since: int) -> list[str]:
+    """The kubectl calls after the first `since` that change something (not `get`)."""
+    return [c for c in jh.log("kubectl")[since:] if not c.startswith("get ")]
+
+
+def test_the_bundle_and_the_pis_key_reach_the_jumphost_once(rack, declare):
     run = declare()
-    needs_reboot, enabled = rack.pis
-    for pi in rack.pis:
-        rack.on(pi, f"mkdir -p /boot/firmware && echo '{CMDLINE}' > /boot/firmware/cmdline.txt")
-    first = ok(rack.run(run.named(f"{PIS[0]}-cgroups")))
-    assert first.stdout.splitlines()[-1] == "reboot-scheduled"
-    assert needs_reboot.log("shutdown") == ["-r +1 skolo: rebooting to enable the memory cgroup for k3s"]
-    ok(rack.run(run.named(f"{PIS[0]}-cgroups")))
-    flags = needs_reboot.read("/boot/firmware/cmdline.txt")
-    assert flags == CMDLINE + " cgroup_memory=1 cgroup_enable=memory cgroup_enable=cpuset\n"
-    second = ok(rack.run(run.named(f"{PIS[1]}-cgroups")))
-    assert second.stdout.splitlines()[-1] == "skolo: memory cgroup enabled"
-    assert enabled.log("shutdown") == []
+    jh = rack.jumphost
+    bundle = run.named("rack2-fleet-bundle")
+    digest = hostscripts.unwrap(bundle.inputs["create"]).text.split("HASH=", 1)[1].split("\n", 1)[0]
+    damaged = dict(bundle.inputs, stdin=bundle.inputs["stdin"][:-8] + "AAAAAAA=")
+    refused = rack.run(SimpleNamespace(inputs=damaged))
+    assert refused.returncode == 1
+    assert f"skolo: bundle {digest} arrived damaged (checksum mismatch); nothing installed" in refused.stderr
+    assert not jh.file(f"/var/lib/skolo/bundle/{digest}").exists()
+
+    assert ok(rack.run(bundle)).stdout == f"skolo: installed bundle {digest}\n"
+    assert ok(rack.run(bundle)).stdout == f"skolo: bundle {digest} is installed already\n"
+    assert (jh.file("/var/lib/skolo/bundle/current").readlink().name == digest)
+    installed = jh.file(f"/var/lib/skolo/bundle/{digest}")
+    assert sorted(p.name for p in installed.iterdir()) == [
+        "k3s-install.sh", "lib.sh", "pi-node.sh", "pi-remove.sh", "rack.env", "rpi-cgroups.sh", "run"]
+    assert oct(installed.joinpath("run").stat().st_mode & 0o777) == "0o755"
+
+    key = run.named("rack2-fleet-pi-key")
+    first = ok(rack.run(key, watch_for=(key_needle(rack),)))
+    assert first.stdout == "skolo: installed the key the jumphost reaches the Pis with\n"
+    assert jh.read("/etc/skolo/pi-ssh-key") == rack.user_key.read_text()
+    assert snapshot(jh, "/etc/skolo/pi-ssh-key")["/etc/skolo/pi-ssh-key"][2] == "0o600"
+    before = snapshot(jh, "/etc/skolo/pi-ssh-key")
+    assert ok(rack.run(key)).stdout == "skolo: the Pis' key is in place already\n"
+    assert snapshot(jh, "/etc/skolo/pi-ssh-key") == before
 
 
-def test_reboot_wait_is_a_no_op_when_no_reboot_was_scheduled(rack, declare):
-    boot = declare().named(f"{PIS[1]}-boot")
-    boot.inputs["create"] = boot.inputs["create"].replace("REBOOT=yes", "REBOOT=no")
-    assert ok(rack.run(boot)).stdout.strip() == f"skolo: {rack.pis[1].address} did not need a reboot"
+def test_a_pi_joins_from_the_jumphost_with_the_token_only_on_stdin(rack, declare):
+    run = declare()
+    pi = rack.pis[1]  # its memory cgroup is on: no reboot
+    up(rack, run)
+    step = run.named(f"{PIS[1]}-node")
+    out = ok(rack.run(step, watch_for=SECRETS + (key_needle(rack),)))
+    assert f"skolo[{PIS[1]}]: installing k3s {VERSION} (agent; was: not installed)" in out.stdout
+    assert out.stdout.endswith(f"skolo[{PIS[1]}]: k3s {VERSION} joined, Ready, active\n")
+    assert pi.read("/etc/rancher/k3s/skolo-token") == PLANTED["k3sToken"]
+    config = pi.read("/etc/rancher/k3s/config.yaml")
+    assert "server: https://10.232.0.1:6443" in config and f"node-name: {PIS[1]}" in config
+    assert "- skolo.skia.org/role=rpi" in config
+    assert pi.log("installer") == ["call: agent", f"INSTALL_K3S_VERSION={VERSION}"]
+    assert not any(s in pi.read(f"{hosts.STATE}/installer-env.log") for s in SECRETS)
+    assert f"skolo: added {CGROUP_FLAGS} to /boot/firmware/cmdline.txt\nskolo: memory cgroup enabled\n" in out.stdout
+    assert pi.log("shutdown") == []
+    assert rack.node(PIS[1], "ready") == "True" and rack.node(PIS[1], "version") == VERSION
+    assert rack.node(PIS[1], "labels", "skolo.skia.org/state") == "active"
+    # The same inputs again: the Node says it all, and the Pi is left alone.
+    rack.stop(pi)
+    again = ok(rack.run(step))
+    assert again.stdout.endswith(f"skolo[{PIS[1]}]: k3s {VERSION} and its config are applied already; the Pi was not "
+                            "contacted; active\n")
 
 
-def test_reboot_wait_sees_the_pi_go_down_and_come_back(rack, declare):
+def test_a_pi_without_the_memory_cgroup_is_rebooted_and_waited_for(rack, declare):
     import threading
 
+    run = declare()
     pi = rack.pis[0]
-    boot = declare().named(f"{PIS[0]}-boot")
-    assert "REBOOT=yes" in boot.inputs["create"]
+    up(rack, run)
 
-    def reboot():
-        time.sleep(2)
+    def reboot():  # what the scheduled `shutdown -r` does: gone for a while, back with the flags
+        deadline = time.monotonic() + 60
+        while not pi.log("shutdown") and time.monotonic() < deadline:
+            time.sleep(0.2)
         rack.stop(pi)
-        time.sleep(7)
+        time.sleep(6)
+        pi.memory_cgroup = True
         rack.restart(pi)
 
     rebooting = threading.Thread(target=reboot)
     rebooting.start()
-    out = ok(rack.run(boot, timeout=90))
+    out = ok(rack.run(run.named(f"{PIS[0]}-node"), timeout=120))
     rebooting.join()
-    assert out.stdout.strip() == f"skolo: {pi.address} is back after its reboot"
-    assert out.seconds >= 9
-
-
-def test_pi_joins_through_the_jumphost_with_the_token_only_on_stdin(rack, declare):
-    run = declare()
-    pi = rack.pis[0]
-    ok(rack.run(run.named("rack2-install")))
-    out = ok(rack.run(run.named(f"{PIS[0]}-join"), watch_for=SECRETS))
-    assert f"installing k3s {VERSION} (agent; was: not installed)" in out.stdout
-    assert pi.read("/etc/rancher/k3s/skolo-token") == PLANTED["k3sToken"]
-    config = pi.read("/etc/rancher/k3s/config.yaml")
-    assert "server: https://10.232.0.1:6443" in config and f"node-name: {PIS[0]}" in config
-    assert pi.log("installer") == ["call: agent", f"INSTALL_K3S_VERSION={VERSION}"]
-    assert "restart k3s-agent" in pi.log("systemctl")
-    again = ok(rack.run(declare().named(f"{PIS[0]}-join")))
-    assert "nothing to do" in again.stdout
-
-
-def test_node_ready_waits_for_the_registered_node(rack, declare):
-    ok(rack.run(declare().named("rack2-install")))
-    rack.on(rack.jumphost, f"mkdir -p {hosts.STATE}/nodes && echo True > {hosts.STATE}/nodes/{PIS[0]}")
-    assert ok(rack.run(declare().named(f"{PIS[0]}-node"))).stdout.strip() == f"skolo: {PIS[0]} is Ready"
+    assert pi.log("shutdown") == ["-r +1 skolo: rebooting to enable the memory cgroup for k3s"]
+    assert pi.read("/boot/firmware/cmdline.txt") == f"{CMDLINE} {CGROUP_FLAGS}\n"
+    lines = out.stdout.splitlines()
+    assert lines.index("reboot-scheduled") < lines.index(f"skolo[{PIS[0]}]: back after its reboot") < \
+        lines.index(f"skolo[{PIS[0]}]: installing k3s {VERSION} (agent; was: not installed)")
+    assert out.seconds >= 6
 
 
 def test_removing_a_pi_drains_uninstalls_and_deletes_its_node(rack, declare):
     run = declare()
-    jh, pi = rack.jumphost, rack.pis[0]
-    ok(rack.run(run.named("rack2-install")))
-    ok(rack.run(run.named(f"{PIS[0]}-join")))
-    rack.on(jh, f"mkdir -p {hosts.STATE}/nodes && echo True > {hosts.STATE}/nodes/{PIS[0]}")
-    out = ok(rack.run(run.named(f"{PIS[0]}-node"), "delete", watch_for=SECRETS + (key_needle(rack),)))
+    jh, pi = rack.jumphost, rack.pis[1]
+    up(rack, run)
+    step = run.named(f"{PIS[1]}-node")
+    ok(rack.run(step))
+    since = len(jh.log("kubectl"))
+    out = ok(rack.run(step, "delete", watch_for=SECRETS + (key_needle(rack),)))
     assert key_needle(rack) not in out.stdout + out.stderr
-    assert f"skolo[{PIS[0]}]: k3s agent uninstalled from {pi.address}" in out.stdout
-    assert jh.log("kubectl")[1:] == [
-        f"cordon {PIS[0]}",
-        f"drain {PIS[0]} --ignore-daemonsets --delete-emptydir-data --force --timeout=120s",
-        f"delete node {PIS[0]} --ignore-not-found"]
+    assert f"skolo[{PIS[1]}]: k3s agent uninstalled from {pi.address}" in out.stdout
+    assert changes(jh, since) == [
+        f"cordon {PIS[1]}",
+        f"drain {PIS[1]} --ignore-daemonsets --delete-emptydir-data --force --timeout=120s",
+        f"delete node {PIS[1]} --ignore-not-found"]
     assert pi.log("uninstall") == ["uninstall k3s-agent"]
     assert not pi.file("/usr/local/bin/k3s").exists()
-    assert not jh.file(f"{hosts.STATE}/nodes/{PIS[0]}").exists()
+    assert rack.node(PIS[1], "ready") is None
 
 
 def test_an_unreachable_pi_fails_alone_fast_and_is_still_removed(rack, declare):
     run = declare()
-    dead, alive = rack.pis
-    ok(rack.run(run.named("rack2-install")))
-    rack.on(rack.jumphost, f"mkdir -p {hosts.STATE}/nodes && echo True > {hosts.STATE}/nodes/{PIS[0]}")
-    rack.stop(dead)
-    failed = rack.run(run.named(f"{PIS[0]}-join"), timeout=60)
-    # 255: the SSH connection itself failed (the jump host could not reach the Pi), fast.
-    assert failed.returncode == 255 and failed.seconds < 30 and failed.stderr
-    ok(rack.run(run.named(f"{PIS[1]}-join")))
-    removed = ok(rack.run(run.named(f"{PIS[0]}-node"), "delete"))
+    never_joined, joined = rack.pis
+    up(rack, run)
+    ok(rack.run(run.named(f"{PIS[1]}-node")))
+    rack.stop(never_joined)
+    failed = rack.run(run.named(f"{PIS[0]}-node"), timeout=60)
+    assert failed.returncode == 1 and failed.seconds < 30
+    assert (f"skolo[{PIS[0]}]: does not answer SSH at {never_joined.address}; its state is applied, k3s on it is not; "
+            "run pulumi up again when it answers") in failed.stderr
+    assert not rack.jumphost.file("/var/lib/skolo/upgrade/halt").exists()
+    gone = ok(rack.run(run.named(f"{PIS[0]}-node"), "delete"))  # a Pi that never joined leaves too
+    assert f"skolo[{PIS[0]}]: could not reach {never_joined.address} to uninstall k3s" in gone.stderr
+    rack.stop(joined)
+    removed = ok(rack.run(run.named(f"{PIS[1]}-node"), "delete"))
     assert removed.seconds < 60
-    assert (f"skolo[{PIS[0]}]: could not reach {dead.address} to uninstall k3s; re-image the Pi before it "
+    assert (f"skolo[{PIS[1]}]: could not reach {joined.address} to uninstall k3s; re-image the Pi before it "
             "comes back") in removed.stderr
-    assert not rack.jumphost.file(f"{hosts.STATE}/nodes/{PIS[0]}").exists()
+    assert rack.node(PIS[1], "ready") is None
 
 
 @pytest.mark.parametrize("state, calls", [
@@ -284,13 +309,17 @@ def test_an_unreachable_pi_fails_alone_fast_and_is_still_removed(rack, declare):
     ("drained", ["cordon {n}", "drain {n} --ignore-daemonsets --delete-emptydir-data --force --timeout=120s"]),
     ("active", ["uncordon {n}"]),
 ])
-def test_node_state_is_applied_on_the_jumphost(rack, declare, state, calls):
-    jh = rack.jumphost
-    ok(rack.run(declare().named("rack2-install")))
-    rack.on(jh, f"mkdir -p {hosts.STATE}/nodes && echo True > {hosts.STATE}/nodes/{PIS[1]}")
-    pis = [{"name": name, "address": pi.address, "hostKey": pi.host_key_pub, **({"state": state} if name == PIS[1] else {})}
-           for name, pi in zip(PIS, rack.pis)]
-    out = ok(rack.run(declare(rpis=pis).named(f"{PIS[1]}-state")))
-    assert out.stdout.strip().endswith(f"skolo[{PIS[1]}]: {state}")
-    assert jh.log("kubectl") == [f"label node {PIS[1]} skolo.skia.org/state={state} --overwrite"] + [
+def test_node_state_is_applied_on_the_jumphost_without_the_pi(rack, declare, state, calls):
+    jh, pi = rack.jumphost, rack.pis[1]
+    run = declare()
+    up(rack, run)
+    ok(rack.run(run.named(f"{PIS[1]}-node")))
+    since = len(jh.log("kubectl"))
+    rack.stop(pi)  # a state change needs nothing from the Pi
+    pis = [{"name": name, "address": p.address, "hostKey": p.host_key_pub, **({"state": state} if name == PIS[1] else {})}
+           for name, p in zip(PIS, rack.pis)]
+    out = ok(rack.run(declare(rpis=pis).named(f"{PIS[1]}-node")))
+    assert out.stdout.strip().endswith(f"the Pi was not contacted; {state}")
+    assert changes(jh, since) == [f"label node {PIS[1]} skolo.skia.org/state={state} --overwrite"] + [
         c.format(n=PIS[1]) for c in calls]
+    assert (rack.node(PIS[1], "unschedulable") is not None) == (state != "active")

@@ -22,13 +22,12 @@ SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) o
 
 
 def _one_per_script(run) -> dict[str, str]:
-    """One declared instance of each script (they differ between Pis only by parameters)."""
+    """One declared instance of each script (they differ between Pis only by parameters); the
+    bundle's own files are checked from their sources, below."""
     seen: dict[str, str] = {}
     for rel, text in sorted(render.host_scripts(run).items()):
-        name = text.splitlines()[1].split()[3]
-        if "skia-rpi2" not in rel or "shelf1-001" in rel:
-            key = f"{name}--{Path(rel).name}"
-            seen.setdefault(key, text)
+        if "/bundle/" not in rel and ("skia-rpi2" not in rel or "shelf1-001" in rel):
+            seen.setdefault(Path(rel).name, text)
     return seen
 
 
@@ -46,26 +45,44 @@ def test_shellcheck_every_declared_script(run_stack, stack, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_script_file_is_declared_somewhere(run_stack):
-    declared = {hostscripts.unwrap(r.inputs[p]).name
-                for r in run_stack("rack2").of_type("command:remote:Command") for p in ("create", "delete")
-                if r.inputs.get(p)}
+def test_the_bundles_scripts_are_shellcheck_clean():
+    sources = [str(p) for p in sorted(hostscripts.BUNDLE_SOURCES.iterdir())]
+    result = subprocess.run([SHELLCHECK, "--shell=sh", "--severity=style", "-x", "-P", "SCRIPTDIR", *sources],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_script_file_is_declared_or_shipped(run_stack):
+    commands = [r.inputs[p] for r in run_stack("rack2").of_type("command:remote:Command") for p in ("create", "delete")
+                if r.inputs.get(p)]
+    declared = set()
+    for command in commands:
+        try:
+            declared.add(hostscripts.unwrap(command).name)
+        except ValueError:
+            declared.add(hostscripts.unwrap_call(command)[1])
+    bundle = hostscripts.bundle({})
+    shipped = {name.removesuffix(".sh") for name, _ in bundle.files}
     on_disk = {p.stem for p in hostscripts.SCRIPTS_DIR.glob("*.sh")}
-    assert declared == on_disk
+    assert on_disk <= declared | shipped
+    assert {p.name.removesuffix(".sh") for p in hostscripts.BUNDLE_SOURCES.iterdir()} <= shipped
+    assert {"pi-node", "pi-remove"} <= declared
 
 
 def test_golden_host_scripts(run_stack):
     scripts = render.host_scripts(run_stack("rack2"))
-    chosen = {Path(rel).name: text for rel, text in scripts.items()
-              if "skia-rpi2" not in rel or "shelf1-001" in rel}
+    # The bundle's scripts are source files; its rack.env is what the program made of the config.
+    chosen = {Path(rel).name if "/bundle/" not in rel else "bundle-" + Path(rel).name: text
+              for rel, text in scripts.items()
+              if rel.endswith("/bundle/rack.env") or "/bundle/" not in rel and ("skia-rpi2" not in rel or "shelf1-001" in rel)}
     folder = GOLDEN / "rack2-hosts"
     if os.environ.get("UPDATE_GOLDEN"):
         folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("*.sh"):
+        for old in folder.iterdir():
             old.unlink()
         for name, text in chosen.items():
             (folder / name).write_text(text)
-    on_disk = {p.name: p.read_text() for p in folder.glob("*.sh")}
+    on_disk = {p.name: p.read_text() for p in folder.iterdir()}
     assert sorted(on_disk) == sorted(chosen), "set UPDATE_GOLDEN=1 after an intended change"
     for name, text in chosen.items():
         assert text == on_disk[name], f"{name} differs from tests/golden/rack2-hosts/{name}"

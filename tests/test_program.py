@@ -34,8 +34,8 @@ def test_rack1_declares_the_server_and_80_agents(run_stack):
     run = run_stack("rack1")
     assert len(run.of_type("skolo:rack:K3sServer")) == 1
     assert len(run.of_type("skolo:rack:RpiAgent")) == 80
-    # sshd, install, kubeconfig; four legacy cut-overs; five steps per Pi.
-    assert len(run.of_type(CMD)) == 3 + 4 + 80 * 5
+    # sshd, install, kubeconfig; four legacy cut-overs; the bundle and the Pis' key; one step per Pi.
+    assert len(run.of_type(CMD)) == 3 + 4 + 2 + 80
     assert len(run.of_type("pulumi:providers:kubernetes")) == 1
     assert run.outputs["apiServer"] == "https://192.168.1.8:6443"
     assert run.outputs["nodeNames"][:2] == ["skolo-rack1-jumphost", "skia-rpi2-rack1-shelf1-001"]
@@ -123,69 +123,103 @@ def test_server_install_script_params_and_config(run_stack):
     assert install.inputs["stdin"].startswith("K10planted")
 
 
+def rack_env(run) -> dict:
+    """The bundle's rack.env as the jumphost gets it."""
+    files = hostscripts.unbundle(next(r for r in run.of_type(CMD) if r.name.endswith("-fleet-bundle")).inputs["stdin"])
+    return params(hostscripts.HostScript("rack.env", files["rack.env"]))
+
+
 def test_custom_install_url_and_cidr_reach_every_install(run_stack):
     run = run_stack("rack2", overrides={"k3sInstallScriptUrl": "http://mirror.rack2.lan/k3s-install.sh",
                                         "k3sInstallScriptSha256": "a" * 64,
                                         "clusterCidr": "10.48.0.0/16", "k3sVersion": "v1.32.2+k3s1"})
-    installs = [r for r in run.of_type(CMD) if r.name.endswith(("-install", "-join"))]
-    assert len(installs) == 5
-    for r in installs:
-        p = params(script_of(r))
+    server = params(script_of(run.named("rack2-install")))
+    pis = rack_env(run)
+    for p in (server, pis):
         assert p["INSTALL_SCRIPT_URL"] == "http://mirror.rack2.lan/k3s-install.sh"
         assert p["INSTALL_SCRIPT_SHA256"] == "a" * 64
-        assert p["K3S_VERSION"] == "v1.32.2+k3s1"
-    assert yaml.safe_load(params(script_of(run.named("rack2-install")))["CONFIG_YAML"])["cluster-cidr"] == "10.48.0.0/16"
+    assert server["K3S_VERSION"] == "v1.32.2+k3s1"
+    assert {call(r)[2]["K3S_VERSION"] for r in pi_steps(run)} == {"v1.32.2+k3s1"}
+    assert yaml.safe_load(server["CONFIG_YAML"])["cluster-cidr"] == "10.48.0.0/16"
 
 
-def test_connections_pin_host_keys_and_pis_go_through_the_jumphost(run_stack):
-    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-    pi_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGjS3H4e8k1R8b3qoL7m3HFmMEj8XPgKNm1YcmvFjZQx"
-    run = run_stack("rack2", overrides={
-        "jumphost": {"name": "skolo-rack2-jumphost", "address": "192.168.1.8", "hostKey": key},
-        "rpis": [{"name": "skia-rpi2-rack2-shelf1-001", "address": "192.168.1.101", "hostKey": pi_key}],
-        "services": {"powerCycle": {"enabled": False}}})
+def call(resource, phase="create"):
+    return hostscripts.unwrap_call(resource.inputs[phase])
+
+
+def pi_steps(run):
+    return [r for r in run.of_type(CMD) if r.name.startswith("skia-rpi2")]
+
+
+def test_every_pi_step_runs_on_the_pinned_jumphost_and_pins_its_pi(run_stack):
+    run = run_stack("rack2")
     jump = run.named("rack2-install").inputs["connection"]
-    assert {k: jump[k] for k in ("host", "port", "user", "hostKey")} == {
-        "host": "192.168.1.8", "port": 22, "user": "chrome-bot", "hostKey": key}
-    join = run.named("skia-rpi2-rack2-shelf1-001-join")
-    pi = join.inputs["connection"]
-    assert (pi["host"], pi["hostKey"], pi["user"]) == ("192.168.1.101", pi_key, "chrome-bot")
-    assert (pi["dialErrorLimit"], pi["perDialTimeout"]) == (remote.PI_DIAL_ERROR_LIMIT, remote.PI_DIAL_TIMEOUT_SECONDS)
-    assert {k: pi["proxy"][k] for k in ("host", "port", "user", "hostKey")} == {k: jump[k] for k in ("host", "port", "user", "hostKey")}
-    assert "connection" in join.secret_inputs  # it carries the private key
-    node = run.named("skia-rpi2-rack2-shelf1-001-node")
-    assert params(script_of(node, "delete"))["PI_HOST_KEY"] == pi_key
+    from tests.conftest import stack_raw
+
+    raw = stack_raw("rack2")
+    assert jump["hostKey"] == raw["jumphost"]["hostKey"]
+    for pi in raw["rpis"]:
+        step = run.named(f"{pi['name']}-node")
+        assert step.inputs["connection"] == jump and "proxy" not in step.inputs["connection"]
+        assert call(step)[2]["HOST_KEY"] == call(step, "delete")[2]["HOST_KEY"] == pi["hostKey"]
+        assert "connection" in step.secret_inputs  # it carries the jumphost's private key
 
 
-def test_agent_steps_order_and_placement(run_stack):
+def test_each_pi_is_one_small_step_that_calls_the_bundle(run_stack):
     run = run_stack("rack2")
     name = "skia-rpi2-rack2-shelf1-003"
-    agent = run.named(name)
-    cgroups, boot, join, node = (run.named(f"{name}-{s}") for s in ("cgroups", "boot", "join", "node"))
-    assert run.named("rack2-install").urn in agent.dependencies
-    assert cgroups.urn in boot.dependencies and boot.urn in join.dependencies and join.urn in node.dependencies
-    # Pi-side steps dial the Pi; the boot wait and the Node steps run on the jumphost.
-    assert [r.inputs["connection"]["host"] for r in (cgroups, boot, join, node)] == [
-        "192.168.1.103", "192.168.1.8", "192.168.1.103", "192.168.1.8"]
-    assert script_of(cgroups).name == "rpi-cgroups"
-    assert params(script_of(boot)) == {"PI_ADDRESS": "192.168.1.103", "PI_PORT": "22", "REBOOT": "yes",
-                                       "DOWN_SECONDS": "180", "UP_SECONDS": "600"}
-    assert script_of(boot).root is False
-    assert yaml.safe_load(params(script_of(join))["CONFIG_YAML"]) == {
-        "server": "https://192.168.1.8:6443", "node-name": name,
-        "token-file": "/etc/rancher/k3s/skolo-token", "node-label": ["skolo.skia.org/role=rpi"]}
-    assert params(script_of(join))["ROLE"] == "agent"
-    assert "stdin" in join.secret_inputs
-    assert script_of(node).name == "node-ready" and script_of(node, "delete").name == "node-decommission"
-    assert "stdin" in node.secret_inputs and node.inputs["stdin"] == pytest.importorskip("tests.conftest").PLANTED["sshPrivateKey"]
+    agent, step = run.named(name), run.named(f"{name}-node")
+    assert [r.name for r in run.resources if r.parent == agent.urn] == [f"{name}-node"]
+    fleet = run.named("rack2-fleet")
+    where, script, p = call(step)
+    assert (where, script) == (f"/var/lib/skolo/bundle/{fleet_hash(run)}", "pi-node")
+    assert {k: v for k, v in p.items() if k != "HOST_KEY"} == {
+        "NODE_NAME": name, "ADDRESS": "192.168.1.103", "K3S_VERSION": "v1.31.6+k3s1", "STATE": "active", "REJOIN": "0"}
+    assert call(step, "delete")[:2] == ("/var/lib/skolo/bundle/current", "pi-remove")
+    assert step.inputs["triggers"] == [0] and step.delete_before_replace
+    assert "stdin" not in step.inputs  # the token is read on the jumphost, never sent per Pi
+    # After the server's install and the Fleet (bundle and key) on the jumphost.
+    assert run.named("rack2-install").urn in step.dependencies
+    assert {run.named("rack2-fleet-bundle").urn, run.named("rack2-fleet-pi-key").urn} <= set(step.dependencies)
+    assert fleet.type == "skolo:rack:Fleet"
+
+
+def fleet_hash(run) -> str:
+    return params(script_of(run.named("rack2-fleet-bundle")))["HASH"]
+
+
+def test_at_most_three_resources_and_2_kib_of_inputs_per_pi(run_stack):
+    import json
+
+    run = run_stack("rack1")
+    for pi in run.of_type("skolo:rack:RpiAgent"):
+        mine = [r for r in run.resources if r.urn == pi.urn or r.parent == pi.urn]
+        assert len(mine) <= 3, pi.name
+        assert sum(len(json.dumps(r.inputs)) for r in mine) <= 2048, pi.name
+
+
+def test_the_bundle_hash_reaches_every_pi_when_anything_in_the_bundle_changes(run_stack):
+    base, changed = run_stack("rack2"), run_stack("rack2", overrides={"upgrade": {"maxUnavailable": 2}})
+    assert rack_env(changed)["MAX_UNAVAILABLE"] == "2" and fleet_hash(base) != fleet_hash(changed)
+    assert {call(r)[0] for r in pi_steps(changed)} == {f"/var/lib/skolo/bundle/{fleet_hash(changed)}"}
+    before = {r.urn: r.inputs for r in base.resources}
+    assert sorted(r.name for r in changed.resources if before[r.urn] != r.inputs) == [
+        "rack2-fleet-bundle"] + [f"skia-rpi2-rack2-shelf1-00{i}-node" for i in range(1, 5)]
+
+
+def test_the_pis_key_reaches_the_jumphost_once_on_stdin(run_stack):
+    run = run_stack("rack2")
+    step = run.named("rack2-fleet-pi-key")
+    assert script_of(step).name == "pi-key" and "stdin" in step.secret_inputs
+    assert step.inputs["stdin"] == pytest.importorskip("tests.conftest").PLANTED["sshPrivateKey"]
+    assert [r.name for r in run.of_type(CMD) if (r.inputs.get("stdin") or "").startswith("-----BEGIN")] == [step.name]
 
 
 def test_removing_a_pi_is_a_jumphost_side_delete(run_stack):
-    """The Pi side has no delete command, so a dead Pi cannot block its own removal."""
+    """A dead Pi cannot block its own removal: the delete runs on the jumphost."""
     run = run_stack("rack2")
-    for r in run.of_type(CMD):
-        if r.name.startswith("skia-rpi2") and r.inputs.get("delete"):
-            assert r.name.endswith("-node") and r.inputs["connection"]["host"] == "192.168.1.8"
+    for r in pi_steps(run):
+        assert r.inputs["connection"]["host"] == "192.168.1.8" and call(r, "delete")[1] == "pi-remove"
 
 
 def test_rejoin_replaces_only_that_pi_delete_first(run_stack):
@@ -197,10 +231,9 @@ def test_rejoin_replaces_only_that_pi_delete_first(run_stack):
                                                     for i, pi in enumerate(pis)]})
     before = {r.urn: r.inputs for r in base.resources}
     changed = sorted(r.name for r in bumped.resources if before[r.urn] != r.inputs)
-    assert changed == [f"skia-rpi2-rack2-shelf1-002-{s}" for s in ("boot", "cgroups", "join", "node", "state")]
-    for step in ("join", "node"):
-        r = bumped.named(f"skia-rpi2-rack2-shelf1-002-{step}")
-        assert r.inputs["triggers"] == [1] and r.delete_before_replace
+    assert changed == ["skia-rpi2-rack2-shelf1-002-node"]
+    r = bumped.named("skia-rpi2-rack2-shelf1-002-node")
+    assert r.inputs["triggers"] == [1] and r.delete_before_replace
 
 
 def test_every_kubernetes_resource_uses_the_rack_provider(run_stack):
@@ -237,20 +270,17 @@ def test_rewrite_kubeconfig_error_never_quotes_the_file():
 
 
 def _with_state(name: str, state: str) -> dict:
-    return {"rpis": [{"name": f"skia-rpi2-rack2-shelf1-00{i}", "address": f"192.168.1.10{i}",
-                      **({"state": state} if f"skia-rpi2-rack2-shelf1-00{i}" == name else {})}
-                     for i in range(1, 5)]}
+    from tests.conftest import stack_raw
+
+    return {"rpis": [{**pi, **({"state": state} if pi["name"] == name else {})} for pi in stack_raw("rack2")["rpis"]]}
 
 
 @pytest.mark.parametrize("state", ["cordoned", "drained", "active"])
-def test_changing_one_pis_state_changes_only_its_state_step(run_stack, state):
+def test_changing_one_pis_state_changes_only_its_step(run_stack, state):
     base = run_stack("rack2", overrides=_with_state("skia-rpi2-rack2-shelf1-003", "cordoned" if state == "active" else "active"))
     changed = run_stack("rack2", overrides=_with_state("skia-rpi2-rack2-shelf1-003", state))
     before = {r.urn: r.inputs for r in base.resources}
-    assert [r.name for r in changed.resources if before[r.urn] != r.inputs] == ["skia-rpi2-rack2-shelf1-003-state"]
-    step = changed.named("skia-rpi2-rack2-shelf1-003-state")
-    assert params(script_of(step)) == {"NODE_NAME": "skia-rpi2-rack2-shelf1-003", "STATE": state,
-                                       "STATE_LABEL": "skolo.skia.org/state", "DRAIN_SECONDS": "120"}
+    assert [r.name for r in changed.resources if before[r.urn] != r.inputs] == ["skia-rpi2-rack2-shelf1-003-node"]
+    step = changed.named("skia-rpi2-rack2-shelf1-003-node")
+    assert call(step)[2]["STATE"] == state
     assert step.inputs["connection"]["host"] == "192.168.1.8"
-    assert changed.named("skia-rpi2-rack2-shelf1-003-node").urn in step.dependencies
-    assert not step.delete_before_replace and "delete" not in step.inputs

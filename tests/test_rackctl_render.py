@@ -16,16 +16,22 @@ def test_render_rack1_writes_scripts_and_prints_a_summary(tmp_path):
     result = rackctl("render", "rack1", "--out", str(tmp_path / "rack1"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"stack rack1: 579 resources, 565 files in {tmp_path / 'rack1'}"
-    assert "RpiAgent                  80  5 Command" in lines
-    assert "hosts: 1 reached directly (192.168.1.8), 80 through the jumphost" in lines
+    assert lines[0] == f"stack rack1: 262 resources, 254 files in {tmp_path / 'rack1'}"
+    assert "RpiAgent                  80  1 Command" in lines
+    assert "Fleet                      1  2 Command" in lines
+    assert ("hosts: 1 reached over SSH (192.168.1.8); 80 Pis reached from the jumphost by its bundle "
+            "(hosts/*/pis/, hosts/*/bundle/)") in lines
     jump = tmp_path / "rack1" / "hosts" / "192.168.1.8"
     assert (jump / "rack1-install.sh").read_text().startswith("#!/bin/sh\n# skolo host script k3s-install")
     assert (jump / "metadata-legacy-unit-cutover.delete.sh").exists()
-    pi = tmp_path / "rack1" / "hosts" / "192.168.1.100-via-192.168.1.8"
-    assert sorted(p.name for p in pi.iterdir()) == [
-        "skia-rpi2-rack1-shelf1-001-cgroups.sh", "skia-rpi2-rack1-shelf1-001-join.sh"]
-    assert "rackctl-render-placeholder" not in (pi / "skia-rpi2-rack1-shelf1-001-join.sh").read_text()
+    # Every script a Pi's step runs: the call, and the bundle it calls into (what runs on the Pi too).
+    assert sorted(p.name for p in (jump / "bundle").iterdir()) == [
+        "k3s-install.sh", "lib.sh", "pi-node.sh", "pi-remove.sh", "rack.env", "rpi-cgroups.sh", "run"]
+    call = (jump / "pis" / "skia-rpi2-rack1-shelf1-001-node.sh").read_text()
+    assert "export NODE_NAME=skia-rpi2-rack1-shelf1-001\nexport ADDRESS=192.168.1.100\n" in call
+    assert call.endswith('. "$BUNDLE/pi-node.sh"\n')
+    assert len(list((jump / "pis").iterdir())) == 160
+    assert not any("rackctl-render-placeholder" in p.read_text() for p in (jump / "bundle").iterdir())
 
 
 def test_render_reports_config_errors_in_one_message_without_traceback(tmp_path):

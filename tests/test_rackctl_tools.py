@@ -34,7 +34,7 @@ def test_check_passes_the_example_stacks_and_warns_of_missing_secrets(stack_dir)
     result = rackctl("--config-dir", str(stack_dir), "check")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("rack1: ok (81 nodes, 579 resources, services: metadata, prometheus,")
+    assert lines[0].startswith("rack1: ok (81 nodes, 262 resources, services: metadata, prometheus,")
     assert lines[1].startswith("  warning: secrets not set in Pulumi.rack1.yaml: skolo:k3sToken, skolo:sshPrivateKey,")
     assert rackctl("--config-dir", str(stack_dir), "check", "--strict").returncode == 1
 
@@ -141,15 +141,18 @@ def test_diff_shows_what_a_commit_changes_on_each_rack_and_nothing_secret(repo):
 
 
 def test_diff_of_the_working_tree_against_main_and_markdown(repo):
-    script = repo / "components" / "scripts" / "node-ready.sh"
+    script = repo / "components" / "scripts" / "bundle" / "lib.sh"
     script.write_text(script.read_text().replace("sleep 5", "sleep 2"))
     result = rackctl("--config-dir", str(repo), "diff", "--format", "markdown")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("## What this change does to the racks (rackctl diff)\n\n"
-                                    "- **rack1**: changed 0 objects, 80 host scripts\n"
-                                    "- **rack2**: changed 0 objects, 4 host scripts\n")
+                                    "- **rack1**: changed 0 objects, 82 host scripts\n"
+                                    "- **rack2**: changed 0 objects, 6 host scripts\n")
     assert "<details><summary>rack2</summary>\n\n```diff\n" in result.stdout
-    assert "-  sleep 5\n+  sleep 2\n" in result.stdout
+    assert "-    sleep 5\n+    sleep 2\n" in result.stdout
+    # Every Pi's call names the new bundle: one diff, the others counted.
+    assert result.stdout.count("+export BUNDLE=/var/lib/skolo/bundle/") == 2
+    assert "# ...and the same change in 79 more files under rack1/hosts/192.168.1.8/pis/\n" in result.stdout
     unchanged = rackctl("--config-dir", str(repo), "diff", "HEAD", "HEAD", "--exit-code")
     assert unchanged.returncode == 0 and unchanged.stdout == "=== rack1: no change\n=== rack2: no change\n"
 

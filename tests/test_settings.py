@@ -112,6 +112,10 @@ def test_error_text_says_nothing_was_changed_and_lists_each_problem():
      ["skolo:rpis[2].name: name 'skia-rpi2-rack2-shelf1-001' is already used by skolo:rpis[0].name; "
       "every Pi needs its own name"]),
     (lambda r: r["rpis"][0].update(rejoin=-1), ["skolo:rpis[0].rejoin: expected a whole number of at least 0, got -1"]),
+    (lambda r: r.update(upgrade={"maxUnavailable": 0}),
+     ["skolo:upgrade.maxUnavailable: expected a whole number from 1 to 50, got 0"]),
+    (lambda r: r.update(upgrade={"maxUnavailable": 400}),
+     ["skolo:upgrade.maxUnavailable: expected a whole number from 1 to 50, got 400"]),
     (lambda r: r["rpis"].append({"shelf": "s", "count": 300, "firstAddress": "192.168.1.200"}),
      ["skolo:rpis[4].count: 300 Pis starting at 192.168.1.200 run past the end of its /24; "
       "split the shelf or lower the count"]),

@@ -7,7 +7,7 @@ import base64
 import ipaddress
 import json
 import re
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from pydantic import PlainValidator
@@ -55,8 +55,10 @@ def _int(test: Callable[[int], bool]) -> Callable[[Any], Any]:
     return lambda v: v if isinstance(v, int) and not isinstance(v, bool) and test(v) else None
 
 
-def count(minimum: int):
-    return scalar(int, f"a whole number of at least {minimum}", _int(lambda v: v >= minimum))
+def count(minimum: int, maximum: Optional[int] = None):
+    if maximum is None:
+        return scalar(int, f"a whole number of at least {minimum}", _int(lambda v: v >= minimum))
+    return scalar(int, f"a whole number from {minimum} to {maximum}", _int(lambda v: minimum <= v <= maximum))
 
 
 def url(*schemes: str):

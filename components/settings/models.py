@@ -129,6 +129,11 @@ def _swarming_image(image: str, era: str) -> list[str]:
     return [problem] if problem else []
 
 
+class Upgrade(Model):
+    # More than a few dozen at once is no longer a roll: the rack's bots all stop together.
+    max_unavailable: count(1, 50) = 4
+
+
 PiEntry = Annotated[Union[Annotated[Rpi, Tag("<pi>")], Annotated[Shelf, Tag("<shelf>")]],
                     Discriminator(lambda v: "<shelf>" if isinstance(v, dict) and "shelf" in v else "<pi>")]
 
@@ -156,6 +161,9 @@ class Settings(Model):
     cluster_cidr: ClusterNetwork = Field("10.44.0.0/14", validate_default=True)
     """Pod network. Each node takes a /24, so /14 fits 1024 nodes (k3s's default /16 caps a rack at 256). Fixed when
     the server is first created."""
+    upgrade: Upgrade = Upgrade()
+    """How a new k3sVersion rolls through the Pis after the server: {maxUnavailable: 4}, the most Pis out of
+    service at once."""
     services: Services = Services()
     """Per-service settings, each {enabled (default true), ...}. Options and defaults: README."""
     images: Images = Images()

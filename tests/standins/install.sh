@@ -2,11 +2,37 @@
 # STAND-IN for the official k3s install script (https://get.k3s.io), served to the sandboxed
 # hosts by the tests. The real one downloads k3s; this one records how it was called and writes
 # the files the real one writes: the binary (a stub that prints its version), the systemd unit
-# and its env file, the uninstall script, and on a server the admin kubeconfig.
+# and its env file, the uninstall script, and on a server the admin kubeconfig. It then does what
+# the started k3s would do in the sandbox's shared cluster directory: a server serves its version,
+# an agent registers its Node (NotReady while it restarts, then Ready at its version). Timestamped
+# events go to the cluster's events.log. A test can make it slow (/etc/standin/install-seconds),
+# hold it until a file goes (/etc/standin/hold-install) or fail (/etc/standin/fail-install).
 set -eu
 ROLE=${1:-server}
 STATE=/var/lib/rancher/standin
-mkdir -p "$STATE"
+CLUSTER=/var/lib/rancher/standin-cluster
+mkdir -p "$STATE" "$CLUSTER/nodes"
+if [ "$ROLE" = server ]; then
+  NODE=server
+else
+  NODE=$(sed -n 's/^node-name: //p' /etc/rancher/k3s/config.yaml)
+fi
+event() { echo "$(date +%s.%N) $NODE $1" >> "$CLUSTER/events.log"; }
+event "install-start $INSTALL_K3S_VERSION"
+if [ "$ROLE" != server ] && [ -d "$CLUSTER/nodes/$NODE" ]; then
+  echo False > "$CLUSTER/nodes/$NODE/ready"  # the agent restarts
+fi
+waited=0
+while [ -f /etc/standin/hold-install ] && [ "$waited" -lt 1200 ]; do
+  sleep 0.1
+  waited=$((waited + 1))
+done
+sleep "$(cat /etc/standin/install-seconds 2>/dev/null || echo 0)"
+if [ -f /etc/standin/fail-install ]; then
+  event install-failed
+  echo "[ERROR]  stand-in: download failed" >&2
+  exit 1
+fi
 # One line per variable: values may span lines (sudo exports the whole command as SUDO_COMMAND).
 env -0 | tr '\n' ' ' | tr '\0' '\n' > "$STATE/installer-env.log"
 {
@@ -15,7 +41,7 @@ env -0 | tr '\n' ' ' | tr '\0' '\n' > "$STATE/installer-env.log"
 } >> "$STATE/installer.log"
 if [ "$ROLE" = server ]; then SERVICE=k3s; else SERVICE=k3s-agent; fi
 
-cat > /usr/local/bin/k3s <<STUB
+cat > /usr/local/bin/.k3s.new <<STUB
 #!/bin/sh
 # STAND-IN k3s binary written by the stand-in installer.
 case "\$1" in
@@ -24,7 +50,8 @@ case "\$1" in
   *) echo "stand-in k3s: \$*" ;;
 esac
 STUB
-chmod 755 /usr/local/bin/k3s
+chmod 755 /usr/local/bin/.k3s.new
+mv -f /usr/local/bin/.k3s.new /usr/local/bin/k3s
 
 mkdir -p /etc/systemd/system
 printf '[Service]\nExecStart=/usr/local/bin/k3s %s\n' "$ROLE" > "/etc/systemd/system/$SERVICE.service"
@@ -50,3 +77,11 @@ fi
 systemctl daemon-reload
 systemctl enable "$SERVICE"
 systemctl restart "$SERVICE"
+if [ "$ROLE" = server ]; then
+  echo "$INSTALL_K3S_VERSION" > "$CLUSTER/server-version"
+else
+  mkdir -p "$CLUSTER/nodes/$NODE"
+  echo "$INSTALL_K3S_VERSION" > "$CLUSTER/nodes/$NODE/version"
+  echo True > "$CLUSTER/nodes/$NODE/ready"
+fi
+event "install-done $INSTALL_K3S_VERSION"

@@ -1,21 +1,11 @@
 #!/bin/sh
-# skolo host script node-ready (components/scripts/node-ready.sh)
-NODE_NAME=skia-rpi2-rack2-shelf1-001
-READY_SECONDS=300
-# Runs on the jumphost after a Pi joined: wait until its Node is registered and Ready.
-# Parameters: NODE_NAME, READY_SECONDS.
-set -eu
-waited=0
-while :; do
-  ready=$(k3s kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
-  if [ "$ready" = True ]; then
-    echo "skolo: $NODE_NAME is Ready"
-    exit 0
-  fi
-  if [ "$waited" -ge "$READY_SECONDS" ]; then
-    echo "skolo: $NODE_NAME did not become Ready within ${READY_SECONDS}s (Ready=${ready:-not registered}); see: journalctl -u k3s-agent on the Pi" >&2
-    exit 1
-  fi
-  sleep 5
-  waited=$((waited + 5))
-done
+# skolo bundle call: pi-node.sh of /var/lib/skolo/bundle/4df4cf3eec942ccf on the jumphost (see ../bundle/)
+export NODE_NAME=skia-rpi2-rack2-shelf1-001
+export ADDRESS=192.168.1.101
+export HOST_KEY='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICYn2ez1kYaCd7uSR0gEuccJRmSAo8o6Islfxwos6Fp5'
+export K3S_VERSION=v1.31.6+k3s1
+export STATE=active
+export REJOIN=0
+export BUNDLE=/var/lib/skolo/bundle/4df4cf3eec942ccf
+# shellcheck source=/dev/null
+. "$BUNDLE/pi-node.sh"
