@@ -2,7 +2,8 @@
 rack, as attach.sh did.
 
 Takes the rack's kubeconfig from the stack's secret output (or a file), opens an SSH
-port-forward to the jumphost's API server on a free local port, points a private 0600 copy of
+port-forward to the jumphost's API server on a free local port (checked against the jumphost's
+pinned host key when the stack pins one), points a private 0600 copy of
 the kubeconfig at it (cluster, context and user named after the rack), and runs COMMAND, or
 an interactive shell, with KUBECONFIG set. The tunnel and the file go away when it ends, also
 on Ctrl-C. Each attach has its own port and file, so several racks can be open at once.
@@ -61,10 +62,19 @@ def wait_for_port(port: int, tunnel: subprocess.Popen, seconds: float) -> None:
     raise AttachError(f"the SSH tunnel did not open 127.0.0.1:{port} within {seconds:.0f}s")
 
 
-def tunnel_command(jumphost, port: int, ssh_options: Sequence[str]) -> list[str]:
-    return ["ssh", "-N", "-o", "ExitOnForwardFailure=yes", "-o", "BatchMode=yes", *ssh_options,
+def tunnel_command(jumphost, port: int, ssh_options: Sequence[str], known_hosts: Optional[Path] = None) -> list[str]:
+    """The port-forward. With `known_hosts` (the stack pins the jumphost's key) it comes first, so
+    it wins over any UserKnownHostsFile or StrictHostKeyChecking in `ssh_options` (ssh takes the
+    first value it is given)."""
+    pinned = ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes"] if known_hosts else []
+    return ["ssh", "-N", *pinned, "-o", "ExitOnForwardFailure=yes", "-o", "BatchMode=yes", *ssh_options,
             "-L", f"127.0.0.1:{port}:127.0.0.1:{API_PORT}", "-p", str(jumphost.port),
             f"{jumphost.user}@{jumphost.address}"]
+
+
+def known_hosts_line(jumphost) -> str:
+    host = jumphost.address if jumphost.port == 22 else f"[{jumphost.address}]:{jumphost.port}"
+    return f"{host} {jumphost.host_key}\n"
 
 
 def read_kubeconfig(stack: str, kubeconfig_file: Optional[str]) -> tuple[str, str]:
@@ -93,6 +103,7 @@ def attach(stack: str, command: Sequence[str], config_dir: Path, kubeconfig_file
                           f"contents not shown") from None
     private = Path(tempfile.mkdtemp(prefix=f"rackctl-{stack}-"))
     path = private / "kubeconfig"
+    pinned = private / "known_hosts" if jumphost.host_key else None
     tunnel = None
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 
@@ -105,7 +116,9 @@ def attach(stack: str, command: Sequence[str], config_dir: Path, kubeconfig_file
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(kubeconfig)
-        tunnel = subprocess.Popen(tunnel_command(jumphost, port, ssh_options),
+        if pinned:
+            pinned.write_text(known_hosts_line(jumphost))
+        tunnel = subprocess.Popen(tunnel_command(jumphost, port, ssh_options, pinned),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True, start_new_session=True)
         wait_for_port(port, tunnel, wait_seconds)
@@ -130,6 +143,8 @@ def attach(stack: str, command: Sequence[str], config_dir: Path, kubeconfig_file
             except subprocess.TimeoutExpired:
                 tunnel.kill()
         path.unlink(missing_ok=True)
+        if pinned:
+            pinned.unlink(missing_ok=True)
         private.rmdir()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

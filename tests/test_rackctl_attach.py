@@ -177,3 +177,26 @@ def test_attach_says_clearly_when_the_tunnel_cannot_open(lab):
     assert result.returncode == 2
     assert result.stderr.startswith("rackctl: the SSH tunnel to the jumphost closed: ")
     assert lab.dirs() == []
+
+
+def test_attach_checks_the_jumphost_against_the_key_the_stack_pins(lab):
+    stack = lab.config / "Pulumi.lab.yaml"
+    doc = yaml.safe_load(stack.read_text())
+    doc["config"]["skolo:jumphost"]["hostKey"] = lab.rack.jumphost.host_key_pub
+    stack.write_text(yaml.safe_dump(doc))
+    # No known_hosts from the user at all: the pinned key alone lets the tunnel up.
+    args = ["ip", "netns", "exec", lab.rack.workstation, sys.executable, "-m", "rackctl", "--config-dir",
+            str(lab.config), "attach", "lab", "--kubeconfig", str(lab.rack.tmp / "kubeconfig"),
+            "--ssh-option=-i", f"--ssh-option={lab.rack.user_key}", "--", "sh", "-c", "exit 3"]
+    env = dict(os.environ, TMPDIR=str(lab.tmp))
+    assert subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).returncode == 3
+    # A pinned key the jumphost does not have: refused, even though the user's known_hosts trusts it.
+    other = lab.rack.tmp / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    doc["config"]["skolo:jumphost"]["hostKey"] = " ".join(Path(f"{other}.pub").read_text().split()[:2])
+    stack.write_text(yaml.safe_dump(doc))
+    refused = attach(lab, "true")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("rackctl: the SSH tunnel to the jumphost closed: ")
+    assert "Host key verification failed" in refused.stderr
+    assert lab.dirs() == []
