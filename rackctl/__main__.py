@@ -23,6 +23,8 @@ Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).
   stacks                the stacks in canary order (smallest rack first)
   hostkeys STACK        pin every host's SSH host key in the stack file (trust on first use, once)
   schema                Pulumi.yaml's config block, generated from the settings models
+  status STACK          the live rack held against its code: a map per shelf (text, JSON, HTML)
+  drift STACK           the nightly drift check's verdict, kept as one GitHub issue per stack
 """
 
 
@@ -111,6 +113,34 @@ def _hostkeys(args: argparse.Namespace) -> int:
     from rackctl import hostkeys
 
     return hostkeys.hostkeys(args.stack, _config_dir(args), args.ssh_option, args.dry_run)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from rackctl import status_cli
+
+    return status_cli.run(args.stack, _config_dir(args), args.kubeconfig or os.environ.get("KUBECONFIG"),
+                          args.format, args.out, args.watch, args.interval)
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from rackctl import drift
+
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    env = os.environ
+    run_url = (f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+               if all(env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")) else "a local run")
+    code, said = drift.report(args.stack, read(args.preview), args.preview_code, read(args.status), args.status_code,
+                              datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                              None if args.dry_run else drift.github_from_env(), run_url)
+    print(said)
+    return code
 
 
 def _stacks(args: argparse.Namespace) -> int:
@@ -215,6 +245,35 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--check", action="store_true", help="exit 1 when Pulumi.yaml differs from the models")
     g.set_defaults(func=_schema)
 
+    t = sub.add_parser("status", help="the live rack held against its code",
+                       description="Read the rack's cluster read-only (kubectl get nodes, and the swarming pods) "
+                                   "through --kubeconfig or $KUBECONFIG (run it inside `rackctl attach STACK -- ...`, "
+                                   "or give it the observer's kubeconfig), and hold it against STACK's config: per "
+                                   "shelf, every Pi's Ready, cordon/drain against its configured state, swarming bot, "
+                                   "kubelet version against k3sVersion and last heartbeat. Exits 0 when the rack "
+                                   "matches its code, 1 on drift, 2 when the cluster cannot be read.")
+    t.add_argument("stack")
+    t.add_argument("--kubeconfig", help="kubeconfig for the rack (default: $KUBECONFIG); read-only is enough")
+    t.add_argument("--format", choices=("text", "json", "html"), default="text",
+                   help="text (default; colour on a terminal), json (stable, format 1), html (one self-contained page)")
+    t.add_argument("--out", help="write the html page here (default: stdout); only a page rackctl wrote is replaced")
+    t.add_argument("--watch", action="store_true", help="refresh every --interval seconds until Ctrl-C")
+    t.add_argument("--interval", type=float, default=10.0, help="seconds between refreshes with --watch (default 10)")
+    t.set_defaults(func=_status)
+
+    f = sub.add_parser("drift", help="keep the nightly drift check's verdict as one GitHub issue per stack",
+                       description="Assess a stack from the output and exit code of `pulumi preview --refresh "
+                                   "--expect-no-changes` and of `rackctl status --format json`, then open, update or "
+                                   "close the stack's one drift issue through GitHub's API ($GITHUB_REPOSITORY, "
+                                   "$GITHUB_TOKEN, $GITHUB_API_URL). Exits 0 clean, 1 drift, 2 could not check.")
+    f.add_argument("stack")
+    f.add_argument("--preview", required=True, metavar="FILE", help="the preview's output")
+    f.add_argument("--preview-code", required=True, type=int, metavar="N", help="the preview's exit code")
+    f.add_argument("--status", required=True, metavar="FILE", help="rackctl status --format json's output")
+    f.add_argument("--status-code", required=True, type=int, metavar="N", help="rackctl status's exit code")
+    f.add_argument("--dry-run", action="store_true", help="say what it would do; do not call GitHub")
+    f.set_defaults(func=_drift)
+
     s = sub.add_parser("stacks", help="the stacks in canary order (smallest rack first)")
     s.add_argument("--json", action="store_true", help="as a JSON list (for CI matrices)")
     s.set_defaults(func=_stacks)
@@ -238,11 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     from rackctl.hostkeys import HostKeysError
     from rackctl.observer import ObserverError
     from rackctl.push import PushError
+    from rackctl.drift import DriftError
+    from rackctl.status import StatusError
 
     try:
         return args.func(args)
     except (ConfigError, program.StackFileError, AttachError, DiffError, HostKeysError, PushError,
-            ObserverError, render.RenderError) as e:
+            ObserverError, render.RenderError, StatusError, DriftError) as e:
         print(f"rackctl: {e}", file=sys.stderr)
         return 2
 

@@ -107,6 +107,26 @@ def test_deploy_is_one_protected_environment_per_stack_canary_first():
     assert doc["env"] == {"PULUMI_CONTINUE_ON_ERROR": "true"}
 
 
+def test_drift_runs_nightly_per_stack_behind_the_deploys_protection():
+    doc = yaml.safe_load((ROOT / ".github/workflows/drift.yml").read_text())
+    triggers = doc.get(True) or doc["on"]
+    assert set(triggers) == {"schedule", "workflow_dispatch"} and triggers["schedule"][0]["cron"]
+    job = doc["jobs"]["drift"]
+    assert job["environment"] == "${{ matrix.stack }}" and job["runs-on"] == ["self-hosted", "skolo-lab"]
+    assert job["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.plan.outputs.stacks) }}"
+    assert job["strategy"]["fail-fast"] is False
+    assert job["if"] == "github.ref == 'refs/heads/main'"
+    assert job["permissions"] == {"contents": "read", "issues": "write"}
+    assert job["concurrency"] == {"group": "pulumi-${{ matrix.stack }}", "cancel-in-progress": False}
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "pulumi preview --refresh --expect-no-changes" in runs
+    assert 'rackctl attach "$STACK"' in runs and 'rackctl status "$STACK" --format json' in runs
+    assert '.venv/bin/python -m rackctl drift "$STACK"' in runs
+    # The key for the tunnel lives in the runner's temp dir, 0600, and goes when the step ends.
+    assert "umask 077" in runs and 'rm -f "$key"' in runs
+    assert "secrets." not in yaml.safe_dump(doc["jobs"]["plan"])
+
+
 def test_workflows_match_the_github_workflow_schema():
     checker = Path(sys.executable).parent / "check-jsonschema"
     result = subprocess.run([str(checker), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],

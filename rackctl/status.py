@@ -1,0 +1,267 @@
+"""`rackctl status STACK`: the live rack held against its code.
+
+Reads the cluster read-only with kubectl (`get nodes`, `get pods -n swarming`) through whatever
+kubeconfig the operator gives it: `rackctl attach STACK -- rackctl status STACK` (attach's tunnel
+and kubeconfig) or `--kubeconfig` (e.g. the observer's, `rackctl observer`). The kubeconfig must
+name the stack's own cluster: a status of rack1 drawn from rack2 is refused. Then every Pi the
+stack declares, in rack order, is compared with what the cluster says of it (`compute`); the views
+are in rackctl/status_views.py.
+
+Exit codes: 0 when the rack matches its code, 1 on drift (see `Pi.problems`), 2 when the cluster
+cannot be read (no kubeconfig, unreachable, no rights) or the stack is bad.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+from components import kube
+from components.settings import Settings
+
+SWARMING_NAMESPACE = "swarming"
+REQUEST_TIMEOUT = "15s"
+_SHELF = re.compile(r"^(.*)-(\d+)$")
+# How kubectl says the API server did not answer (refused, timed out, no route, no name).
+_UNREACHABLE = ("Unable to connect to the server", "was refused", "connection refused", "i/o timeout",
+                "no such host", "context deadline exceeded", "dial tcp", "no route to host")
+
+
+class StatusError(Exception):
+    """The cluster could not be read: one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Bot:
+    pod: str
+    phase: str
+    restarts: int
+    crash_looping: bool
+
+
+@dataclass
+class Pi:
+    name: str
+    presence: str
+    """ready, notReady, missing (in config, not in the cluster) or unknown (in the cluster only)."""
+    ready: bool = False
+    """The Node's Ready condition is True."""
+    address: Optional[str] = None
+    configured: Optional[str] = None
+    """The state the stack declares (active, cordoned, drained); None for an unknown node."""
+    observed: Optional[str] = None
+    """What the Node is: active, cordoned or drained; None when missing."""
+    maintenance: Optional[str] = None
+    """The maintenance label's value (a k3s upgrade in progress), if any."""
+    version: Optional[str] = None
+    heartbeat: Optional[float] = None
+    """Seconds since the Node's Ready condition was last posted."""
+    bot: Optional[Bot] = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def severity(self) -> str:
+        """ok, out (out of service as configured, or upgrading), problem, or unknown."""
+        if self.presence == "unknown":
+            return "unknown"
+        if self.problems:
+            return "problem"
+        return "out" if self.configured != "active" or self.maintenance else "ok"
+
+    @property
+    def cell(self) -> str:
+        """The one word a map shows for it: its worst news."""
+        said = " ".join(self.problems)
+        if self.presence != "ready":
+            return self.presence.lower()
+        if self.maintenance:
+            return "upgrading"
+        if "runs " in said:
+            return "skewed"
+        if "crash-looping" in said:
+            return "crashloop"
+        if "bot " in said or "no swarming bot" in said:
+            return "no bot"
+        return "ready" if self.observed == "active" else str(self.observed)
+
+
+@dataclass
+class Status:
+    stack: str
+    k3s_version: str
+    read_at: datetime
+    shelves: list[tuple[str, list[Pi]]]
+    unknown: list[Pi]
+    jumphost: Pi
+
+    @property
+    def pis(self) -> list[Pi]:
+        return [pi for _, pis in self.shelves for pi in pis]
+
+    @property
+    def drift(self) -> bool:
+        return bool(self.unknown or self.jumphost.problems or any(pi.problems for pi in self.pis))
+
+    def summary(self) -> str:
+        pis = self.pis
+        ready = sum(1 for pi in pis if pi.severity == "ok")
+        parts = [f"{ready}/{len(pis)} Ready"]
+        for state in ("cordoned", "drained"):
+            n = sum(1 for pi in pis if pi.severity == "out" and pi.configured == state)
+            if n:
+                parts.append(f"{n} {state} as configured")
+        upgrading = sum(1 for pi in pis if pi.severity == "out" and pi.configured == "active")
+        if upgrading:
+            parts.append(f"{upgrading} upgrading")
+        for label, test in (("missing", lambda p: p.presence == "missing"),
+                            ("NotReady", lambda p: p.presence == "notReady"),
+                            ("not as configured", lambda p: any(x.startswith("is ") for x in p.problems)),
+                            ("skewed", lambda p: any(x.startswith("runs ") for x in p.problems)),
+                            ("bot failing", lambda p: any(x.startswith(("bot ", "no swarming")) for x in p.problems))):
+            names = [pi.name for pi in pis if test(pi)]
+            if names:
+                parts.append(f"{len(names)} {label}: {_names(names)}")
+        if self.unknown:
+            parts.append(f"{len(self.unknown)} unknown: {_names([pi.name for pi in self.unknown])}")
+        return ", ".join(parts)
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def shelf_of(name: str) -> str:
+    """skia-rpi2-rack1-shelf2 for skia-rpi2-rack1-shelf2-017: Skia names Pis <shelf>-<NNN>."""
+    m = _SHELF.match(name)
+    return m.group(1) if m else name
+
+
+def _time(text: Optional[str]) -> Optional[datetime]:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _node(pi: Pi, node: dict, now: datetime) -> None:
+    """Fill in what the Node says."""
+    meta, spec, status = node.get("metadata", {}), node.get("spec", {}), node.get("status", {})
+    labels = meta.get("labels") or {}
+    ready = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), {})
+    pi.ready = ready.get("status") == "True"
+    pi.presence = "ready" if pi.ready else "notReady"
+    beat = _time(ready.get("lastHeartbeatTime"))
+    pi.heartbeat = max(0.0, (now - beat).total_seconds()) if beat else None
+    pi.version = (status.get("nodeInfo") or {}).get("kubeletVersion")
+    pi.maintenance = labels.get(kube.MAINTENANCE_LABEL)
+    if not spec.get("unschedulable"):
+        pi.observed = "active"
+    else:
+        pi.observed = "drained" if labels.get(kube.STATE_LABEL) == "drained" else "cordoned"
+
+
+def _bot(pod: dict) -> Bot:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or ()
+    return Bot(pod=pod["metadata"]["name"], phase=(pod.get("status") or {}).get("phase", "Unknown"),
+               restarts=sum(int(s.get("restartCount", 0)) for s in statuses),
+               crash_looping=any(((s.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+                                 for s in statuses))
+
+
+def _problems(pi: Pi, k3s_version: str, bots_expected: bool) -> None:
+    if pi.presence == "missing":
+        pi.problems.append("not in the cluster")
+        return
+    if pi.presence == "notReady":
+        pi.problems.append("NotReady")
+    if pi.configured and pi.observed != pi.configured:
+        pi.problems.append(f"is {pi.observed}, config says {pi.configured}")
+    if pi.version != k3s_version:
+        pi.problems.append(f"runs {pi.version}, config pins {k3s_version}")
+    if bots_expected and pi.configured == "active" and pi.presence == "ready" and not pi.maintenance:
+        if pi.bot is None:
+            pi.problems.append("no swarming bot")
+        elif pi.bot.crash_looping:
+            pi.problems.append(f"bot crash-looping ({pi.bot.restarts} restarts)")
+        elif pi.bot.phase != "Running":
+            pi.problems.append(f"bot {pi.bot.phase}")
+
+
+def compute(rack: Settings, nodes: dict, pods: Optional[dict], now: datetime) -> Status:
+    """The rack's status from `kubectl get nodes -o json` and `kubectl get pods -n swarming -o json`
+    (None when swarming is off)."""
+    by_name = {n["metadata"]["name"]: n for n in nodes.get("items") or ()}
+    bots = {}
+    for pod in (pods or {}).get("items") or ():
+        where = (pod.get("spec") or {}).get("nodeName")
+        if where and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            bots[where] = _bot(pod)
+    bots_expected = pods is not None
+
+    def one(name: str, address: Optional[str], configured: Optional[str]) -> Pi:
+        pi = Pi(name=name, presence="missing", address=address, configured=configured)
+        if name in by_name:
+            _node(pi, by_name[name], now)
+            pi.bot = bots.get(name)
+        return pi
+
+    shelves: dict[str, list[Pi]] = {}
+    for declared in rack.rpis:
+        pi = one(declared.name, declared.address, declared.state)
+        _problems(pi, rack.k3s_version, bots_expected)
+        shelves.setdefault(shelf_of(declared.name), []).append(pi)
+    jumphost = one(rack.jumphost.name, rack.jumphost.address, None)
+    _problems(jumphost, rack.k3s_version, bots_expected=False)
+    unknown = []
+    for name in sorted(set(by_name) - set(rack.node_names)):
+        pi = one(name, None, None)
+        pi.presence = "unknown"
+        pi.problems.append("not in the stack's config")
+        if not pi.ready:
+            pi.problems.append("NotReady")
+        unknown.append(pi)
+    return Status(stack=rack.rack, k3s_version=rack.k3s_version, read_at=now, shelves=list(shelves.items()),
+                  unknown=unknown, jumphost=jumphost)
+
+
+# --- reading the cluster ----------------------------------------------------------------------
+
+def _kubectl(kubeconfig: str, *args: str) -> str:
+    try:
+        result = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, *args], capture_output=True, text=True,
+                                timeout=60)
+    except FileNotFoundError:
+        raise StatusError("kubectl is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise StatusError("kubectl did not answer within 60s") from None
+    if result.returncode != 0:
+        line = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        if "Forbidden" in line or "Unauthorized" in line:
+            raise StatusError(f"the kubeconfig may not read the rack: {line}")
+        if any(s in line for s in _UNREACHABLE):
+            raise StatusError(f"cannot reach the API server: {line}")
+        raise StatusError(f"kubectl {' '.join(args[:2])} failed: {line}")
+    return result.stdout
+
+
+def read_cluster(stack: str, kubeconfig: Optional[str], swarming: bool) -> tuple[dict, Optional[dict]]:
+    """(nodes, pods) as kubectl returns them, read-only, from the stack's own cluster."""
+    if not kubeconfig:
+        raise StatusError(f"no kubeconfig: run inside `rackctl attach {stack} -- ...`, or pass --kubeconfig "
+                          f"(e.g. one from `rackctl observer {stack}`)")
+    cluster = _kubectl(kubeconfig, "config", "view", "--minify", "-o", "jsonpath={.contexts[0].context.cluster}")
+    if cluster.strip() != stack:
+        raise StatusError(f"the kubeconfig is for cluster {cluster.strip()!r}, not {stack!r}; refusing to hold "
+                          f"{stack}'s config against another rack")
+    try:
+        nodes = json.loads(_kubectl(kubeconfig, "get", "nodes", "-o", "json", f"--request-timeout={REQUEST_TIMEOUT}"))
+        pods = json.loads(_kubectl(kubeconfig, "get", "pods", "-n", SWARMING_NAMESPACE, "-o", "json",
+                                   f"--request-timeout={REQUEST_TIMEOUT}")) if swarming else None
+    except json.JSONDecodeError:
+        raise StatusError("kubectl returned something that is not JSON") from None
+    return nodes, pods
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
