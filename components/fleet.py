@@ -18,6 +18,7 @@ import pulumi
 import pulumi_command as command
 
 from components import hostscripts, kube, remote
+from components.swarming import SwarmingArgs
 
 # Appended to cmdline.txt when missing (k3s docs, Raspberry Pi OS).
 CGROUP_FLAGS = "cgroup_memory=1 cgroup_enable=memory cgroup_enable=cpuset"
@@ -57,7 +58,7 @@ def settings(args: FleetArgs) -> dict[str, str | int]:
             "MAX_UNAVAILABLE": args.max_unavailable, "DRAIN_SECONDS": args.swarming_grace_seconds + 60,
             "STATE_DRAIN_SECONDS": args.state_drain_seconds, "READY_SECONDS": args.ready_seconds,
             "DOWN_SECONDS": 180, "UP_SECONDS": 600, "STATE_LABEL": kube.STATE_LABEL,
-            "MAINTENANCE_LABEL": kube.MAINTENANCE_LABEL, "SWARMING_NAMESPACE": "swarming"}
+            "MAINTENANCE_LABEL": kube.MAINTENANCE_LABEL, "SWARMING_NAMESPACE": SwarmingArgs.namespace}
 
 
 class Fleet(pulumi.ComponentResource):

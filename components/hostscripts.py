@@ -20,6 +20,7 @@ and the tests.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import io
@@ -88,9 +89,10 @@ class Bundle:
 
     files: tuple[tuple[str, str], ...]
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
-        """The bundle's content: every change to a script or a setting changes it."""
+        """The bundle's content: every change to a script or a setting changes it (computed once:
+        every Pi's call names it)."""
         digest = hashlib.sha256()
         for name, text in self.files:
             digest.update(f"{name}\0{len(text)}\0{text}".encode())

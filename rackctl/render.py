@@ -187,7 +187,7 @@ def summary(run: Run, out: Path, written: list[Path]) -> str:
         per = ", ".join(f"{n // count} {t.rsplit(':', 1)[-1]}" for t, n in sorted(kinds[kind].items()))
         lines.append(f"{kind:<22} {count:>5}  {per}")
     hosts = sorted({_host_of(r) for r in run.of_type(COMMAND_TYPE)})
-    pis = sum(1 for rel in host_scripts(run) if "/pis/" in rel and not rel.endswith(".delete.sh"))
+    pis = sum(1 for path in written if path.parent.name == "pis" and not path.name.endswith(".delete.sh"))
     lines += ["", f"hosts: {len(hosts)} reached over SSH ({', '.join(hosts)}); {pis} Pis reached from the jumphost "
                   "by its bundle (hosts/*/pis/, hosts/*/bundle/)"]
     secret_stdin = sum(1 for r in run.of_type(COMMAND_TYPE) if "stdin" in r.secret_inputs)

@@ -22,8 +22,9 @@ from typing import Optional
 
 from components import kube
 from components.settings import Settings
+from components.swarming import SwarmingArgs
 
-SWARMING_NAMESPACE = "swarming"
+SWARMING_NAMESPACE = SwarmingArgs.namespace
 REQUEST_TIMEOUT = "15s"
 _SHELF = re.compile(r"^(.*)-(\d+)$")
 # How kubectl says the API server did not answer (refused, timed out, no route, no name).
@@ -61,31 +62,33 @@ class Pi:
     heartbeat: Optional[float] = None
     """Seconds since the Node's Ready condition was last posted."""
     bot: Optional[Bot] = None
-    problems: list[str] = field(default_factory=list)
+    found: dict[str, str] = field(default_factory=dict)
+    """What differs from the code, by kind (missing, notReady, state, skew, bot, unknown): one line each."""
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self.found.values())
 
     @property
     def severity(self) -> str:
         """ok, out (out of service as configured, or upgrading), problem, or unknown."""
         if self.presence == "unknown":
             return "unknown"
-        if self.problems:
+        if self.found:
             return "problem"
         return "out" if self.configured != "active" or self.maintenance else "ok"
 
     @property
     def cell(self) -> str:
         """The one word a map shows for it: its worst news."""
-        said = " ".join(self.problems)
         if self.presence != "ready":
             return self.presence.lower()
         if self.maintenance:
             return "upgrading"
-        if "runs " in said:
+        if "skew" in self.found:
             return "skewed"
-        if "crash-looping" in said:
-            return "crashloop"
-        if "bot " in said or "no swarming bot" in said:
-            return "no bot"
+        if "bot" in self.found:
+            return "crashloop" if self.bot and self.bot.crash_looping else "no bot"
         return "ready" if self.observed == "active" else str(self.observed)
 
 
@@ -104,7 +107,7 @@ class Status:
 
     @property
     def drift(self) -> bool:
-        return bool(self.unknown or self.jumphost.problems or any(pi.problems for pi in self.pis))
+        return bool(self.unknown or self.jumphost.found or any(pi.found for pi in self.pis))
 
     def summary(self) -> str:
         pis = self.pis
@@ -117,12 +120,9 @@ class Status:
         upgrading = sum(1 for pi in pis if pi.severity == "out" and pi.configured == "active")
         if upgrading:
             parts.append(f"{upgrading} upgrading")
-        for label, test in (("missing", lambda p: p.presence == "missing"),
-                            ("NotReady", lambda p: p.presence == "notReady"),
-                            ("not as configured", lambda p: any(x.startswith("is ") for x in p.problems)),
-                            ("skewed", lambda p: any(x.startswith("runs ") for x in p.problems)),
-                            ("bot failing", lambda p: any(x.startswith(("bot ", "no swarming")) for x in p.problems))):
-            names = [pi.name for pi in pis if test(pi)]
+        for kind, label in (("missing", "missing"), ("notReady", "NotReady"), ("state", "not as configured"),
+                            ("skew", "skewed"), ("bot", "bot failing")):
+            names = [pi.name for pi in pis if kind in pi.found]
             if names:
                 parts.append(f"{len(names)} {label}: {_names(names)}")
         if self.unknown:
@@ -171,21 +171,21 @@ def _bot(pod: dict) -> Bot:
 
 def _problems(pi: Pi, k3s_version: str, bots_expected: bool) -> None:
     if pi.presence == "missing":
-        pi.problems.append("not in the cluster")
+        pi.found["missing"] = "not in the cluster"
         return
     if pi.presence == "notReady":
-        pi.problems.append("NotReady")
+        pi.found["notReady"] = "NotReady"
     if pi.configured and pi.observed != pi.configured:
-        pi.problems.append(f"is {pi.observed}, config says {pi.configured}")
+        pi.found["state"] = f"is {pi.observed}, config says {pi.configured}"
     if pi.version != k3s_version:
-        pi.problems.append(f"runs {pi.version}, config pins {k3s_version}")
+        pi.found["skew"] = f"runs {pi.version}, config pins {k3s_version}"
     if bots_expected and pi.configured == "active" and pi.presence == "ready" and not pi.maintenance:
         if pi.bot is None:
-            pi.problems.append("no swarming bot")
+            pi.found["bot"] = "no swarming bot"
         elif pi.bot.crash_looping:
-            pi.problems.append(f"bot crash-looping ({pi.bot.restarts} restarts)")
+            pi.found["bot"] = f"bot crash-looping ({pi.bot.restarts} restarts)"
         elif pi.bot.phase != "Running":
-            pi.problems.append(f"bot {pi.bot.phase}")
+            pi.found["bot"] = f"bot {pi.bot.phase}"
 
 
 def compute(rack: Settings, nodes: dict, pods: Optional[dict], now: datetime) -> Status:
@@ -217,9 +217,9 @@ def compute(rack: Settings, nodes: dict, pods: Optional[dict], now: datetime) ->
     for name in sorted(set(by_name) - set(rack.node_names)):
         pi = one(name, None, None)
         pi.presence = "unknown"
-        pi.problems.append("not in the stack's config")
+        pi.found["unknown"] = "not in the stack's config"
         if not pi.ready:
-            pi.problems.append("NotReady")
+            pi.found["notReady"] = "NotReady"
         unknown.append(pi)
     return Status(stack=rack.rack, k3s_version=rack.k3s_version, read_at=now, shelves=list(shelves.items()),
                   unknown=unknown, jumphost=jumphost)

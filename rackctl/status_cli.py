@@ -14,7 +14,6 @@ from typing import Optional
 
 from rackctl import program, status, status_views
 
-GENERATOR = '<meta name="generator" content="rackctl status">'
 CLEAR = "\x1b[H\x1b[2J"
 
 
@@ -22,7 +21,7 @@ def _write_page(out: Path, page: str) -> None:
     """Write the page at `out`, replacing only a page rackctl status wrote before."""
     if out.is_dir():
         raise status.StatusError(f"--out {out} is a directory; give a file name such as {out}/rack.html")
-    if out.exists() and GENERATOR not in out.read_text(errors="replace")[:4096]:
+    if out.exists() and status_views.GENERATOR not in out.read_text(errors="replace")[:4096]:
         raise status.StatusError(f"--out {out} exists and was not written by rackctl status; give a new file name")
     tmp = out.with_name(f".{out.name}.rackctl-tmp")
     tmp.write_text(page)
@@ -53,7 +52,6 @@ def run(stack: str, config_dir: Path, kubeconfig: Optional[str], fmt: str, out: 
                 code = 1 if current.drift else 0
                 if fmt == "html":
                     page = status_views.as_html(current, refresh=int(interval) if watch else None)
-                    page = page.replace('<meta charset="utf-8">', f'<meta charset="utf-8">\n{GENERATOR}', 1)
                     if out:
                         _write_page(Path(out), page)
                     else:

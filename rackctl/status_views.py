@@ -11,6 +11,8 @@ from typing import Optional
 from rackctl.status import Pi, Status, shelf_of
 
 JSON_FORMAT = 1
+# Marks a page rackctl status wrote, so that --out replaces only such a page.
+GENERATOR = '<meta name="generator" content="rackctl status">'
 PER_ROW = 8
 COLOURS = {"ok": "32", "out": "33", "problem": "31", "unknown": "35"}
 LEGEND = (("ok", "Ready and as configured"), ("out", "cordoned or drained as configured, or upgrading"),
@@ -37,11 +39,26 @@ def details(pi: Pi) -> str:
     if pi.maintenance:
         said.append(f"maintenance: {pi.maintenance}")
     said.append(f"{'Ready, ' if pi.ready else ''}heartbeat {age(pi.heartbeat)} ago")
-    if not any(p.startswith("runs ") for p in pi.problems):
+    if "skew" not in pi.found:
         said.append(pi.version or "no version")
     if pi.bot:
         said.append(f"bot {pi.bot.phase}, {pi.bot.restarts} restarts")
     return "; ".join(said)
+
+
+def blocks(status: Status) -> list[tuple[str, list[Pi]]]:
+    """What a map draws, in order: each shelf, then the Nodes no stack file declares."""
+    return status.shelves + ([("not in config", status.unknown)] if status.unknown else [])
+
+
+def label(pi: Pi, shelf: str) -> Optional[str]:
+    """A Pi's number on its shelf (017), or None when it is not named after the shelf."""
+    return pi.name[len(shelf) + 1:] if pi.name.startswith(shelf + "-") else None
+
+
+def jumphost_line(status: Status) -> str:
+    jh = status.jumphost
+    return f"jumphost {jh.name}: " + ("; ".join(jh.problems) if jh.presence == "missing" else details(jh))
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -53,21 +70,13 @@ def as_text(status: Status, colour: bool = False) -> str:
     pis = status.pis
     lines = [f"{status.stack}: {len(pis)} Pis, k3s {status.k3s_version}, read "
              f"{status.read_at.strftime('%Y-%m-%d %H:%M:%S UTC')}"]
-    for shelf, members in status.shelves + ([("not in config", status.unknown)] if status.unknown else []):
+    for shelf, members in blocks(status):
         lines += ["", shelf]
         for row in range(0, len(members), PER_ROW):
-            cells = []
-            for pi in members[row:row + PER_ROW]:
-                label = pi.name[len(shelf) + 1:] if pi.name.startswith(shelf + "-") else pi.name
-                cells.append(paint(pi, f"{label} {pi.cell:<10}"))
+            cells = [paint(pi, f"{label(pi, shelf) or pi.name} {pi.cell:<10}") for pi in members[row:row + PER_ROW]]
             lines.append("  " + " ".join(cells).rstrip())
-        for pi in members:
-            if pi.severity != "ok":
-                label = pi.name[len(shelf) + 1:] if pi.name.startswith(shelf + "-") else pi.name
-                lines.append(f"    {label}  {details(pi)}")
-    jh = status.jumphost
-    lines += ["", status.summary(),
-              f"jumphost {jh.name}: " + ("; ".join(jh.problems) if jh.presence == "missing" else details(jh))]
+        lines += [f"    {label(pi, shelf) or pi.name}  {details(pi)}" for pi in members if pi.severity != "ok"]
+    lines += ["", status.summary(), jumphost_line(status)]
     return "\n".join(lines) + "\n"
 
 
@@ -122,16 +131,15 @@ h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 14px; margin: 16px 0 4p
 
 
 def _cell(pi: Pi, shelf: str) -> str:
-    label = pi.name[len(shelf) + 1:] if pi.name.startswith(shelf + "-") else "-".join(pi.name.split("-")[-2:])
+    short = label(pi, shelf) or "-".join(pi.name.split("-")[-2:])  # a cell is narrow: shelf3-001
     title = f"{pi.name} ({pi.address or 'no address'})\n{details(pi)}"
-    return (f'<div class="pi {pi.severity}" title="{html.escape(title)}">{html.escape(label)}'
+    return (f'<div class="pi {pi.severity}" title="{html.escape(title)}">{html.escape(short)}'
             f'<small>{html.escape(pi.cell)}</small></div>')
 
 
 def as_html(status: Status, refresh: Optional[int] = None) -> str:
     e = html.escape
-    jh = status.jumphost
-    parts = ['<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">',
+    parts = ['<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">', GENERATOR,
              f"<title>{e(status.stack)}: rack status</title>"]
     if refresh:
         parts.append(f'<meta http-equiv="refresh" content="{int(refresh)}">')
@@ -139,10 +147,10 @@ def as_html(status: Status, refresh: Optional[int] = None) -> str:
               f"<h1>{e(status.stack)}</h1>",
               f'<p class="meta">k3s {e(status.k3s_version)}, read {status.read_at.strftime("%Y-%m-%d %H:%M:%S UTC")}</p>',
               f'<p class="summary">{e(status.summary())}</p>',
-              f'<p class="meta">jumphost {e(jh.name)}: {e("; ".join(jh.problems) if jh.presence == "missing" else details(jh))}</p>',
+              f'<p class="meta">{e(jumphost_line(status))}</p>',
               '<ul class="legend">' + "".join(f'<li><span class="{s}"></span>{e(what)}</li>' for s, what in LEGEND)
               + "</ul>"]
-    for shelf, members in status.shelves + ([("not in config", status.unknown)] if status.unknown else []):
+    for shelf, members in blocks(status):
         parts.append(f'<section><h2>{e(shelf)}</h2>\n<div class="grid">'
                      + "".join(_cell(pi, shelf) for pi in members) + "</div></section>")
     parts.append("</body>\n</html>\n")
