@@ -99,7 +99,7 @@ def wait_for_event(rack, node: str, what: str, timeout: float = 60) -> None:
 
 
 def test_upgrade_rolls_at_most_max_unavailable_pis_at_a_time(rack, joined, declare):
-    on_every_pi(rack, "mkdir -p /etc/standin && echo 2 > /etc/standin/install-seconds")
+    on_every_pi(rack, "mkdir -p /etc/standin && echo 3 > /etc/standin/install-seconds")
     run = declare(NEWER)
     ok(rack.run(run.named("rack2-install")))
     mark = len(rack.events())
