@@ -59,7 +59,7 @@ def _run(argv: list[str], what: str) -> str:
     return result.stdout
 
 
-def scan(jumphost: settings.models.Jumphost, pinned_key: str | None, addresses: Sequence[str],
+def scan(jumphost: settings.hosts.Jumphost, pinned_key: str | None, addresses: Sequence[str],
          ssh_options: Sequence[str]) -> tuple[str, dict[str, str]]:
     """The jumphost's key (pinned, or read now), and what the jumphost reads of `addresses`."""
     if pinned_key is None:

@@ -1,8 +1,9 @@
 """The one place that knows the stack's config keys.
 
 Turns the raw `skolo:*` values of one stack into frozen, validated settings before any resource
-is declared: pydantic models (models.py, services.py) over scalar types that say what a good
-value is (fields.py), and a table of secrets (secrets.py). Every problem is reported at once,
+is declared: pydantic models (models.py: the stack; hosts.py: jumphost and Pis; services.py;
+places.py: what stays on the LAN and off system directories) over scalar types that say what a
+good value is (fields.py), and a table of secrets (secrets.py). Every problem is reported at once,
 with its full key path, the bad value (never a secret's) and the fix. Pulumi.yaml's `config:`
 block is generated from the models (`rackctl schema --write`). Nothing here touches a host or
 declares a resource.
@@ -19,13 +20,13 @@ from pydantic import ValidationError
 from components.settings import secrets as _secrets
 from components.settings.base import ConfigError, lines
 from components.settings.fields import NAMESPACE
-from components.settings.models import PI_STATES, Rpi, Settings
+from components.settings.hosts import Rpi
+from components.settings.models import Settings
 from components.settings.secrets import SECRET_KEYS, SECRETS, Secret
 from components.settings.services import IMAGE_SERVICES, SERVICES
 
 PLAIN_KEYS = tuple(Settings.yaml_keys())
-ALL_KEYS = PLAIN_KEYS + SECRET_KEYS
-__all__ = ["ALL_KEYS", "ConfigError", "IMAGE_SERVICES", "NAMESPACE", "PI_STATES", "PLAIN_KEYS", "Rpi", "SECRETS",
+__all__ = ["ConfigError", "IMAGE_SERVICES", "NAMESPACE", "PLAIN_KEYS", "Rpi", "SECRETS",
            "SECRET_KEYS", "SERVICES", "Secret", "Settings", "decode", "load", "parse"]
 
 

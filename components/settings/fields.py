@@ -56,9 +56,8 @@ def _int(test: Callable[[int], bool]) -> Callable[[Any], Any]:
 
 
 def count(minimum: int, maximum: Optional[int] = None):
-    if maximum is None:
-        return scalar(int, f"a whole number of at least {minimum}", _int(lambda v: v >= minimum))
-    return scalar(int, f"a whole number from {minimum} to {maximum}", _int(lambda v: minimum <= v <= maximum))
+    return scalar(int, f"a whole number from {minimum} to {maximum}" if maximum else f"a whole number of at least "
+                       f"{minimum}", _int(lambda v: minimum <= v <= (maximum or v)))
 
 
 def url(*schemes: str):
@@ -125,3 +124,5 @@ MaxUnavailable = scalar(object, "a number of Pis (at least 1) or a percentage li
     lambda n: n >= 1)(v) or (v if re.match(r"^([1-9][0-9]?|100)%$", v) else None))
 Unit = scalar(str, "a systemd unit name like metadata-server, or '' for none",
               lambda v: v if v == "" else matching(r"^[A-Za-z0-9:_.@][A-Za-z0-9:_.@-]*$")(v))
+Capability = scalar(str, "a Linux capability like NET_ADMIN (named one by one, not ALL)",
+                    lambda v: v if v != "ALL" and v.isupper() and v.replace("_", "").isalpha() else None)

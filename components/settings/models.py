@@ -6,136 +6,25 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Optional
 
-from pydantic import Discriminator, Field, PrivateAttr, Tag, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from components import skia
-from components.settings import places
+from components.settings import hosts, places
 from components.settings.base import Model, rules, shape
-from components.settings.fields import (
-    K3S_VERSION, NAMESPACE, ClusterNetwork, Host, HostKey, IPv4, K3sVersion, Network, NodeName, Port, Sha256, User,
-    count, fail, one_of, url)
+from components.settings.fields import K3S_VERSION, NAMESPACE, ClusterNetwork, K3sVersion, Sha256, count, fail, url
+from components.settings.hosts import Jumphost, PiEntry
 from components.settings.secrets import SECRET_KEYS, Secret
-from components.settings.services import IMAGE_SERVICES, Guardrails, Images, Services
-
-PI_STATES = ("active", "cordoned", "drained")
+from components.settings.services import IMAGE_SERVICES, Guardrails, Images, Services, SkiaService
 SERVICE_CIDR = ipaddress.ip_network("10.43.0.0/16")  # k3s's own; the pod network must not overlap it
 NODE_CIDR_PREFIX = 24  # k3s gives every node a /24 of the pod network
 # Keys that moved: the stack gets told where, not that the key is unknown.
 MOVED = {"legacyMetadataUnit": "services.metadata.legacyUnit"}
 
 
-class Jumphost(Model):
-    name: NodeName
-    address: Host
-    lan_address: Optional[IPv4] = None
-    lan_cidr: Optional[Network] = None
-    user: User = "chrome-bot"
-    port: Port = 22
-    host_key: Optional[HostKey] = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lan_address_defaults_to_address(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "lanAddress" not in data:
-            try:
-                return {**data, "lanAddress": str(ipaddress.IPv4Address(data.get("address")))}
-            except ValueError:
-                pass
-        return data
-
-    @model_validator(mode="after")
-    def _lan_address_is_known_and_on_the_lan(self) -> "Jumphost":
-        if self.lan_address is None:
-            raise rules([(("lanAddress",), f"missing; required when {NAMESPACE}:jumphost.address is a host name "
-                                           f"({self.address!r}): the Pis join the API server at this IPv4 address")])
-        if ipaddress.IPv4Address(self.lan_address) not in self.lan:
-            raise rules([(("lanCidr",), f"{self.lan} does not contain the jumphost's LAN address {self.lan_address}")])
-        return self
-
-    @property
-    def lan(self) -> ipaddress.IPv4Network:
-        """The rack LAN: lanCidr, or the /24 of the jumphost's LAN address."""
-        return ipaddress.IPv4Network(self.lan_cidr or f"{self.lan_address}/24", strict=False)
-
-
-class PiOverride(Model):
-    host_key: Optional[HostKey] = None
-    rejoin: count(0) = 0
-    state: one_of(*PI_STATES) = "active"
-
-
-class Rpi(PiOverride):
-    name: NodeName
-    address: IPv4
-
-
-class Shelf(Model):
-    shelf: NodeName
-    count: count(1)
-    first_address: IPv4
-    start: count(0) = 1
-    overrides: Annotated[dict[str, PiOverride], shape(dict, "an object of node name -> {hostKey, rejoin, state}")] = {}
-
-    @model_validator(mode="after")
-    def _fits_its_subnet_and_overrides_name_its_pis(self) -> "Shelf":
-        first = ipaddress.IPv4Address(self.first_address)
-        if int(first) + self.count - 1 > 0xFFFFFFFF or first.packed[:3] != (first + self.count - 1).packed[:3]:
-            raise rules([(("count",), f"{self.count} Pis starting at {first} run past the end of its /24; "
-                                      f"split the shelf or lower the count")])
-        names = [pi.name for pi in self.pis()]
-        if strangers := [n for n in self.overrides if n not in names]:
-            raise rules([(("overrides", n), f"not a Pi of this shelf (it has {names[0]} .. {names[-1]})")
-                         for n in strangers])
-        return self
-
-    def pis(self) -> list[Rpi]:
-        first, plain = ipaddress.IPv4Address(self.first_address), PiOverride()
-        return [Rpi.model_construct(name=name, address=str(first + i), **dict(self.overrides.get(name, plain)))
-                for i, name in enumerate(f"{self.shelf}-{n:03d}" for n in range(self.start, self.start + self.count))]
-
-
-def _not_a_pi_address(address: str, lan: ipaddress.IPv4Network) -> Optional[str]:
-    ip = ipaddress.IPv4Address(address)
-    if not ip.is_private:
-        return f"{ip} is a public address; Pis live on the rack's private LAN ({lan})"
-    if ip not in lan:
-        return f"{ip} is outside the rack LAN {lan} ({NAMESPACE}:jumphost.lanCidr)"
-    if ip in (lan.network_address, lan.broadcast_address):
-        return f"{ip} is the {'network' if ip == lan.network_address else 'broadcast'} address of the rack LAN {lan}"
-    return None
-
-
-def _first_per_place(problems: list) -> list:
-    """One problem per key (a shelf's first Pi off the LAN says it for the shelf)."""
-    seen, out = set(), []
-    for where, message in problems:
-        place = (where[0], where[1].split(" (")[0]) if len(where) == 2 else where
-        if place not in seen or not where:
-            seen.add(place)
-            out.append((where, message))
-    return out
-
-
-def _swarming_image(image: str, era: str) -> list[str]:
-    """An rpi-swarming-client image must be of the era whose command and --config the rack passes."""
-    problem = skia.image_problem(skia.SWARMING_ERAS[era].program, image)
-    actual = skia.swarming_era_for(image)
-    if problem and actual:
-        program = skia.SWARMING_ERAS[actual]
-        return [f"{image!r} is an image of era {actual} ({program.program.command[0]}, --config={program.config}), "
-                f"not of era {era}; set {NAMESPACE}:services.swarming.era: {actual}"]
-    return [problem] if problem else []
-
-
 class Upgrade(Model):
     # More than a few dozen at once is no longer a roll: the rack's bots all stop together.
     max_unavailable: count(1, 50) = 4
-
-
-PiEntry = Annotated[Union[Annotated[Rpi, Tag("<pi>")], Annotated[Shelf, Tag("<shelf>")]],
-                    Discriminator(lambda v: "<shelf>" if isinstance(v, dict) and "shelf" in v else "<pi>")]
 
 
 class Settings(Model):
@@ -186,34 +75,8 @@ class Settings(Model):
 
     @field_validator("rpis")
     @classmethod
-    def _expand_shelves_one_pi_per_name_and_address(cls, entries, info: ValidationInfo):
-        located = []  # (the keys that set its name and address, entry index, Pi), in rack order
-        for i, entry in enumerate(entries):
-            if isinstance(entry, Shelf):
-                located += [({"name": f"shelf ({pi.name})", "address": f"firstAddress ({pi.name})"}, i, pi)
-                            for pi in entry.pis()]
-            else:
-                located.append(({"name": "name", "address": "address"}, i, entry))
-        problems, jumphost = [], info.data.get("jumphost")
-        for attr in ("name", "address"):
-            seen: dict[str, str] = {}
-            for keys, i, pi in located:
-                if (value := getattr(pi, attr)) in seen:
-                    problems.append(((i, keys[attr]), f"{attr} {value!r} is already used by {seen[value]}; "
-                                                      f"every Pi needs its own {attr}"))
-                seen.setdefault(value, f"{NAMESPACE}:rpis[{i}].{keys[attr]}")
-        for keys, i, pi in located:
-            if jumphost and (pi.name == jumphost.name or pi.address == jumphost.lan_address):
-                what = "name" if pi.name == jumphost.name else "address"
-                problems.append(((), f"{pi.name} has the same {what} as {NAMESPACE}:jumphost"))
-            elif jumphost and (problem := _not_a_pi_address(pi.address, jumphost.lan)):
-                problems.append(((i, keys["address"]), problem))
-            if len(pi.name) > 63:
-                problems.append(((i, keys["name"]), f"{pi.name!r} has {len(pi.name)} characters; a node name is also "
-                                                    f"the Pi's hostname, which may have at most 63"))
-        if problems:
-            raise rules(_first_per_place(problems))
-        return tuple(pi for _, _, pi in located)
+    def _one_pi_per_name_and_address_on_the_lan(cls, entries, info: ValidationInfo):
+        return hosts.expand(entries, info.data.get("jumphost"))
 
     @field_validator("api_server", mode="wrap")
     @classmethod
@@ -263,19 +126,17 @@ class Settings(Model):
 
     @field_validator("images")
     @classmethod
-    def _skia_images_pinned_and_known(cls, images: Images, info: ValidationInfo) -> Images:
+    def _skia_images_pinned_and_of_the_program_run(cls, images: Images, info: ValidationInfo) -> Images:
         services, problems = info.data.get("services"), []
-        for key, service in IMAGE_SERVICES.items() if services else ():
-            image = images.get(key)
-            if not services.named(service).enabled:
+        for key, name in IMAGE_SERVICES.items() if services else ():
+            service, image = services.named(name), images.get(key)
+            if not isinstance(service, SkiaService) or not service.enabled:
                 continue
             if image is None:
-                problems.append(((key,), f"missing; pin the image {service} runs, e.g. gcr.io/skia-public/<app>:"
+                problems.append(((key,), f"missing; pin the image {name} runs, e.g. gcr.io/skia-public/<app>:"
                                          f"<yyyy-mm-ddTHH_MM_SSZ>-<user>-<hash>-clean, or set "
-                                         f"{NAMESPACE}:services.{service}.enabled to false"))
-            elif key == "swarming":
-                problems += [((key,), p) for p in _swarming_image(image, services.swarming.era)]
-            elif key in skia.BY_IMAGE_KEY and (problem := skia.image_problem(skia.BY_IMAGE_KEY[key], image)):
+                                         f"{NAMESPACE}:services.{name}.enabled to false"))
+            elif problem := service.image_problem(image):
                 problems.append(((key,), problem))
         if problems:
             raise rules(problems)

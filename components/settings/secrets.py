@@ -9,8 +9,7 @@ here, while what uses them is enabled.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Optional
 
 import pulumi
 from pydantic import SecretStr
@@ -31,44 +30,33 @@ class Secret(SecretStr):
         return pulumi.Output.secret(self.get_secret_value())
 
 
-def _token(value: str) -> Optional[str]:
-    return "expected a single-line token without spaces" if not value.strip() or any(
-        c.isspace() for c in value.strip()) else None
-
-
-def _private_key(value: str) -> Optional[str]:
+def _pem(value: str) -> bool:
     text = value.strip()
-    if text.startswith("-----BEGIN ") and "PRIVATE KEY-----" in text.splitlines()[0] and text.endswith("PRIVATE KEY-----"):
-        return None
-    return "expected an unencrypted private key in PEM/OpenSSH form ('-----BEGIN ... PRIVATE KEY-----')"
+    return text.startswith("-----BEGIN ") and "PRIVATE KEY-----" in text.splitlines()[0] and text.endswith(
+        "PRIVATE KEY-----")
 
 
-def _json_key(value: str) -> Optional[str]:
+def _service_account(value: str) -> bool:
     try:
-        if json.loads(value).get("type") == "service_account":
-            return None
+        return json.loads(value).get("type") == "service_account"
     except (ValueError, AttributeError):
-        pass
-    return "expected a service-account JSON key ({\"type\": \"service_account\", ...})"
+        return False
 
 
-def _line(value: str) -> Optional[str]:
-    return "expected a single line" if "\n" in value.strip() else None
+# What a good value of each form looks like, and a test for it.
+FORMS: Mapping[str, tuple[str, Callable[[str], bool]]] = {
+    "token": ("a single-line token without spaces", lambda v: bool(v.split()) and len(v.split()) == 1),
+    "pem": ("an unencrypted private key in PEM/OpenSSH form ('-----BEGIN ... PRIVATE KEY-----')", _pem),
+    "json": ('a service-account JSON key ({"type": "service_account", ...})', _service_account),
+    "line": ("a single line", lambda v: "\n" not in v.strip()),
+}
 
 
-FORMS: Mapping[str, Callable[[str], Optional[str]]] = {"token": _token, "pem": _private_key, "json": _json_key,
-                                                       "line": _line}
-
-
-@dataclass(frozen=True)
-class SecretKey:
+class SecretKey(NamedTuple):
     key: str
-    form: str
-    """token, pem (a private key), json (a service-account key) or line."""
-    needed: Callable[["Settings"], bool]
-    """Whether a stack must set it."""
-    when: str
-    """When it is needed, in words (README, Pulumi.yaml)."""
+    form: str  # a key of FORMS
+    needed: Callable[["Settings"], bool]  # whether a stack must set it
+    when: str  # the same, in words (README, Pulumi.yaml)
     description: str
 
 
@@ -79,34 +67,37 @@ def _switches(s: "Settings") -> bool:
         backup.enabled and any(d.kind == "edgeswitch" for d in backup.devices or ()))
 
 
-def _while(service: str, form: str, description: str) -> tuple:
-    return form, lambda s: s.enabled(service), f"while {service} is enabled", description
+def _while(service: str, form: str) -> tuple:
+    return form, lambda s: s.enabled(service), f"while {service} is enabled"
 
 
-SECRETS = tuple(SecretKey(key, *rest) for key, *rest in [
+def _gs_backup(s: "Settings") -> bool:
+    return s.enabled("datastoreBackup") and s.services.datastore_backup.destination.startswith("gs://")
+
+
+SECRETS = tuple(SecretKey(*row) for row in [
     ("k3sToken", "token", lambda s: True, "always",
      "Cluster join token, shared by all racks so jumphosts are hot-swappable (berglas etc/k3s-node-token)."),
     ("sshPrivateKey", "pem", lambda s: True, "always", "Private key of the SSH user on the jumphost and every Pi."),
-    ("metadataServiceAccountKey", *_while("metadata", "json", "JSON key of the service account whose tokens the "
-                                                                 "metadata server hands to the bots.")),
-    ("alertToPubsubServiceAccountKey", *_while("alertToPubsub", "json", "JSON key with roles/pubsub.editor for "
-                                                                           "alert-to-pubsub.")),
-    ("routerBackupServiceAccountKey", *_while("routerBackup", "json", "JSON key allowed to write the backup bucket.")),
-    ("routerBackupSshKey", *_while("routerBackup", "pem", "SSH private key router-backup uses to copy configs "
-                                                                 "off the router and switches.")),
+    ("metadataServiceAccountKey", *_while("metadata", "json"),
+     "JSON key of the service account whose tokens the metadata server hands to the bots."),
+    ("alertToPubsubServiceAccountKey", *_while("alertToPubsub", "json"),
+     "JSON key with roles/pubsub.editor for alert-to-pubsub."),
+    ("routerBackupServiceAccountKey", *_while("routerBackup", "json"), "JSON key allowed to write the backup bucket."),
+    ("routerBackupSshKey", *_while("routerBackup", "pem"),
+     "SSH private key router-backup uses to copy configs off the router and switches."),
     ("powerCyclePassword", "line", _switches, "while powerCycle or routerBackup has an EdgeSwitch",
      "Password of the EdgeSwitches' CLI (Skia's POWERCYCLE_PASSWORD): power-cycle turns PoE ports off and on with it, "
      "router-backup reads the switches' configs with it."),
-    ("powerCycleSshKey", *_while("powerCycle", "pem", "SSH private key of the power cycler: mPower strips and, "
-                                                             "for soft cycles, the Pis' user accept it.")),
-    ("powerCycleServiceAccountKey", *_while("powerCycle", "json", "JSON key of podwatcher's service account "
-                                                                     "(logging.logWriter, datastore.user).")),
-    ("swarmingServiceAccountKey", *_while("swarming", "json", "JSON key of the swarming bots' service account "
-                                                                 "(logging.logWriter, pubsub.admin, datastore.user).")),
-    ("adbKey", *_while("swarming", "pem", "adb private key (adbkey) the bots use to talk to the phones.")),
-    ("adbPublicKey", *_while("swarming", "line", "adb public key (adbkey.pub), which adb reads beside adbkey.")),
-    ("datastoreBackupServiceAccountKey", "json", lambda s: s.enabled("datastoreBackup") and (
-        s.services.datastore_backup.destination.startswith("gs://")), "while datastoreBackup writes to gs://",
+    ("powerCycleSshKey", *_while("powerCycle", "pem"),
+     "SSH private key of the power cycler: mPower strips and, for soft cycles, the Pis' user accept it."),
+    ("powerCycleServiceAccountKey", *_while("powerCycle", "json"),
+     "JSON key of podwatcher's service account (logging.logWriter, datastore.user)."),
+    ("swarmingServiceAccountKey", *_while("swarming", "json"),
+     "JSON key of the swarming bots' service account (logging.logWriter, pubsub.admin, datastore.user)."),
+    ("adbKey", *_while("swarming", "pem"), "adb private key (adbkey) the bots use to talk to the phones."),
+    ("adbPublicKey", *_while("swarming", "line"), "adb public key (adbkey.pub), which adb reads beside adbkey."),
+    ("datastoreBackupServiceAccountKey", "json", _gs_backup, "while datastoreBackup writes to gs://",
      "JSON key allowed to write the k3s datastore backups."),
     ("imagePullKey", "json", lambda s: False, "optional",
      "JSON key of a service account that can pull from gcr.io; when set, every namespace gets a pull secret."),
@@ -129,8 +120,8 @@ def check(settings: Optional["Settings"], values: Mapping[str, Optional[str]],
                 problems.append(f"{path}: missing; {fix}")
         elif spec.key in plaintext:
             problems.append(f"{path}: is stored in plain text in the stack file; remove it and {fix}")
-        elif problem := FORMS[spec.form](raw):
-            problems.append(f"{path}: {problem} (value not shown); {fix}")
+        elif not FORMS[spec.form][1](raw):
+            problems.append(f"{path}: expected {FORMS[spec.form][0]} (value not shown); {fix}")
         else:
             good[spec.key] = Secret(raw)
     return problems, good

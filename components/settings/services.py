@@ -4,36 +4,19 @@ here and nowhere else; Skia's own have no default: their tags come from Skia's b
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, ClassVar, Optional
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from components import skia
 from components.settings.base import Model, rules, shape
 from components.settings.fields import (
-    AbsPath, Bool, Cron, Destination, Duration, HostKey, IPv4, Image, MaxUnavailable, Network, NodeName, Quantity,
-    Registry, Text, Unit, User, count, fail, one_of, scalar, show)
+    NAMESPACE, AbsPath, Bool, Capability, Cron, Destination, Duration, HostKey, IPv4, Image, MaxUnavailable, Network,
+    NodeName, Quantity, Registry, Text, Unit, User, count, fail, one_of, scalar, show)
 
 
-class Service(Model):
-    enabled: Bool = True
-
-
-def _flag_problems(program: skia.Program, args: tuple[str, ...], at: tuple = ()) -> list[tuple[tuple, str]]:
-    """extraArgs: flags a stack adds to one of Skia's programs, each one it defines and none the
-    rack already sets."""
-    return [(at + (i,), p) for i, a in enumerate(args) for p in program.problems((a,))] + [
-        (at + (i,), f"--{name} is set by this rack already; use the service's own option for it")
-        for i, a in enumerate(args) for name in skia.flag_names((a,)) & program.managed]
-
-
-def _flags_of(program: skia.Program):
-    def check(args: tuple[str, ...]) -> tuple[str, ...]:
-        if problems := _flag_problems(program, args):
-            raise rules(problems)
-        return args
-
-    return check
+def _list_of(model: type[Model]):
+    return Annotated[tuple[model, ...], shape(list, f"a list of {{{', '.join(model.yaml_keys())}}} entries")]
 
 
 class _ShelfPorts(Model):
@@ -57,12 +40,32 @@ def _ports(last: int):
     return Annotated[dict[str, port], BeforeValidator(expand)]
 
 
-def _list_of(model: type[Model]):
-    return Annotated[tuple[model, ...], shape(list, f"a list of {{{', '.join(model.yaml_keys())}}} entries")]
+class Service(Model):
+    enabled: Bool = True
 
 
-def _strings(item):
-    return Annotated[tuple[item, ...], shape(list, "a list")]
+class SkiaService(Service):
+    """A service running one of Skia's programs; `extraArgs` adds flags that program defines."""
+
+    PROGRAM: ClassVar[skia.Program]
+    extra_args: tuple[Text, ...] = None
+
+    def program(self) -> skia.Program:
+        return self.PROGRAM
+
+    def image_problem(self, image: str) -> Optional[str]:
+        """Why `image` does not run this service's program, as the rack passes its flags."""
+        return skia.image_problem(self.program(), image)
+
+    @model_validator(mode="after")
+    def _extra_args_are_flags_the_rack_does_not_set(self) -> "SkiaService":
+        program, args = self.program(), self.extra_args or ()
+        problems = [(("extraArgs", i), p) for i, a in enumerate(args) for p in program.problems((a,))] + [
+            (("extraArgs", i), f"--{name} is set by this rack already; use the service's own option for it")
+            for i, a in enumerate(args) for name in skia.flag_names((a,)) & program.managed]
+        if problems:
+            raise rules(problems)
+        return self
 
 
 class Device(Model):
@@ -101,17 +104,15 @@ class Prometheus(Service):
     scrape_interval: Duration = None
 
 
-class Metadata(Service):
+class Metadata(SkiaService):
+    PROGRAM = skia.METADATA
     legacy_unit: Unit = "metadata-server"
-    extra_args: _strings(Text) = None
-    _flags = field_validator("extra_args")(_flags_of(skia.METADATA))
 
 
-class AlertToPubsub(Service):
+class AlertToPubsub(SkiaService):
+    PROGRAM = skia.ALERT_TO_PUBSUB
     project: Text = None
     topic: Any = None
-    extra_args: _strings(Text) = None
-    _flags = field_validator("extra_args")(_flags_of(skia.ALERT_TO_PUBSUB))
 
     @field_validator("topic")
     @classmethod
@@ -129,12 +130,11 @@ class RouterBackup(Service):
     legacy_unit: Unit = "router-backup"
 
 
-class PowerCycle(Service):
+class PowerCycle(SkiaService):
+    PROGRAM = skia.PODWATCHER
     mpower: _list_of(PowerStrip) = None
     edgeswitch: _list_of(EdgeSwitch) = None
     legacy_unit: Unit = "powercycle-daemon"
-    extra_args: _strings(Text) = None
-    _flags = field_validator("extra_args")(_flags_of(skia.PODWATCHER))
 
 
 class Nfs(Service):
@@ -143,17 +143,21 @@ class Nfs(Service):
     legacy_unit: Unit = "nfs-kernel-server"
 
 
-class Swarming(Service):
+class Swarming(SkiaService):
     max_unavailable: MaxUnavailable = None
     termination_grace_seconds: count(30) = None
     era: one_of(*skia.SWARMING_ERAS) = skia.NEWEST_ERA
-    extra_args: _strings(Text) = None
 
-    @model_validator(mode="after")
-    def _flags_of_the_eras_program(self) -> "Swarming":
-        if problems := _flag_problems(skia.SWARMING_ERAS[self.era].program, self.extra_args or (), ("extraArgs",)):
-            raise rules(problems)
-        return self
+    def program(self) -> skia.Program:
+        return skia.SWARMING_ERAS[self.era].program
+
+    def image_problem(self, image: str) -> Optional[str]:
+        problem, actual = super().image_problem(image), skia.swarming_era_for(image)
+        if problem and actual:
+            era = skia.SWARMING_ERAS[actual]
+            return (f"{image!r} is an image of era {actual} ({era.program.command[0]}, --config={era.config}), "
+                    f"not of era {self.era}; set {NAMESPACE}:services.swarming.era: {actual}")
+        return problem
 
 
 class DatastoreBackup(Service):
@@ -195,35 +199,29 @@ class Images(Model):
     datastore_backup: Image = _CLOUD_CLI
 
 
-# Image key -> the service that runs it.
-IMAGE_SERVICES = {"metadata": "metadata", "prometheus": "prometheus", "nodeExporter": "prometheus",
-                  "kubeStateMetrics": "prometheus", "alertToPubsub": "alertToPubsub", "routerBackup": "routerBackup",
-                  "powerCycle": "powerCycle", "nfs": "nfs", "swarming": "swarming",
-                  "datastoreBackup": "datastoreBackup"}
-
-
-Capability = scalar(str, "a Linux capability like NET_ADMIN (named one by one, not ALL)",
-                    lambda v: v if v != "ALL" and v.isupper() and v.replace("_", "").isalpha() else None)
+# Image key -> the service that runs it: its own name, but for Prometheus's exporters.
+IMAGE_SERVICES = {key: {"nodeExporter": "prometheus", "kubeStateMetrics": "prometheus"}.get(key, key)
+                  for key in Images.yaml_keys()}
 
 
 class NamespaceAllowance(Model):
     """What the admission policies let one namespace's pods do, beyond what the stack's own need."""
 
-    host_paths: _strings(AbsPath) = ()
-    host_path_prefixes: _strings(AbsPath) = ()
+    host_paths: tuple[AbsPath, ...] = ()
+    host_path_prefixes: tuple[AbsPath, ...] = ()
     privileged: Bool = False
     host_network: Bool = False
     root: Bool = False
-    capabilities: _strings(Capability) = ()
+    capabilities: tuple[Capability, ...] = ()
 
 
 class Guardrails(Service):
-    registries: _strings(Registry) = Field(None, alias="allowedRegistries")
-    host_paths: _strings(AbsPath) = None
-    host_path_prefixes: _strings(AbsPath) = None
-    privileged_namespaces: _strings(NodeName) = None
-    host_network_namespaces: _strings(NodeName) = None
-    root_namespaces: _strings(NodeName) = None
+    registries: tuple[Registry, ...] = Field(None, alias="allowedRegistries")
+    host_paths: tuple[AbsPath, ...] = None
+    host_path_prefixes: tuple[AbsPath, ...] = None
+    privileged_namespaces: tuple[NodeName, ...] = None
+    host_network_namespaces: tuple[NodeName, ...] = None
+    root_namespaces: tuple[NodeName, ...] = None
     namespaces: Annotated[dict[NodeName, NamespaceAllowance], shape(dict, "an object of namespace -> {hostPaths, "
                                                                           "hostPathPrefixes, privileged, hostNetwork, "
                                                                           "root, capabilities}")] = None
