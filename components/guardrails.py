@@ -11,9 +11,9 @@ ReplicaSet events:
 - skolo-image-registries: images only from allowed registries, plus exactly the upstream
   repositories the stack itself runs;
 - skolo-host-paths: hostPath volumes only on the paths the stack's own pods use in that namespace;
-- skolo-pod-privileges: privileged containers, host network, root (runAsUser 0 counts as root
-  whatever runAsNonRoot says) and added capabilities only in the namespaces whose stack pods need
-  them; host PID and IPC nowhere.
+- skolo-pod-privileges: privileged containers, host network and host ports, root (runAsUser 0
+  counts as root whatever runAsNonRoot says) and added capabilities only in the namespaces whose
+  stack pods need them; host PID and IPC nowhere.
 
 What the stack's own pods need is always allowed, namespace by namespace (their footprints are
 passed in), so the policies cannot lock the stack out; stack config can only add to it.
@@ -131,6 +131,7 @@ IS_ROOT = f"({_UID_ZERO} || (!{_UID_SET} && !{_NON_ROOT}))"
 NOT_PRIVILEGED = f"!has({_SC}) || !has({_SC}.privileged) || {_SC}.privileged == false"
 ADDS_ONLY_ALLOWED = (f"!has({_SC}) || !has({_SC}.capabilities) || !has({_SC}.capabilities.add) || "
                      f"{_SC}.capabilities.add.all(k, k in variables.capabilities)")
+NO_HOST_PORT = "!has(c.ports) || c.ports.all(p, !has(p.hostPort) || p.hostPort == 0)"
 HOST_PATHS_OK = ("!has(variables.podSpec.volumes) || variables.podSpec.volumes.all(v, !has(v.hostPath) || "
                  "(!v.hostPath.path.matches('(^|/)[.][.](/|$)') && (v.hostPath.path in variables.exact || "
                  "variables.prefixes.exists(p, v.hostPath.path.startsWith(p + '/')))))")
@@ -175,6 +176,10 @@ def policies(args: GuardrailsArgs) -> dict[str, dict]:
                                "variables.podSpec.hostNetwork == false",
                  "message": f"host network only in {', '.join(namespaces['host_network']) or 'no namespace'} "
                             f"({key}.hostNetwork)"},
+                # A host port forwards the node's own traffic (a Pi's port 22, say) into the pod.
+                *[{"expression": f"request.namespace in variables.hostNetwork || ({e})",
+                   "message": f"host ports only in {', '.join(namespaces['host_network']) or 'no namespace'}, "
+                              f"as host network ({key}.hostNetwork)"} for e in _each_container(NO_HOST_PORT)],
                 *[{"expression": e, "message": f"containers must not run as root (a non-zero runAsUser, or "
                                                f"runAsNonRoot without runAsUser 0) outside "
                                                f"{', '.join(namespaces['root']) or 'no namespace'} ({key}.root)"}

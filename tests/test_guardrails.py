@@ -168,6 +168,10 @@ BAD = {
                                     "skolo-pod-privileges"),
     "host network outside nfs and monitoring": (
         "metadata", lambda p: p["spec"].update(hostNetwork=True), "skolo-pod-privileges"),
+    "a host port outside nfs and monitoring": (
+        "metadata", lambda p: _c(p).update(ports=[{"containerPort": 8000, "hostPort": 22}]), "skolo-pod-privileges"),
+    "a host port on an init container": ("alerting", lambda p: p["spec"].update(initContainers=[
+        {**_c(p), "name": "init", "ports": [{"containerPort": 80, "hostPort": 80}]}]), "skolo-pod-privileges"),
     "running as uid 0": ("metadata", lambda p: (_c(p)["securityContext"].update(runAsUser=0),
                                                 _c(p)["securityContext"].pop("runAsNonRoot")), "skolo-pod-privileges"),
     "runAsNonRoot with runAsUser 0": ("metadata", lambda p: _c(p)["securityContext"].update(runAsUser=0),
@@ -215,6 +219,9 @@ def test_what_a_namespace_may_do_is_what_its_own_stack_pods_do(rack1):
     assert refused_by(rack1, swarming, "swarming") == {}
     assert set(refused_by(rack1, swarming, "metadata")) == {"skolo-host-paths", "skolo-pod-privileges"}
     exporter = _pod(rack1, "node-exporter")  # host network, / /proc /sys
+    assert refused_by(rack1, exporter, "monitoring") == {}
+    for port in _c(exporter)["ports"]:  # as the API server defaults a host-network pod's ports
+        port["hostPort"] = port["containerPort"]
     assert refused_by(rack1, exporter, "monitoring") == {}
     assert set(refused_by(rack1, exporter, "alerting")) == {"skolo-host-paths", "skolo-pod-privileges"}
 
