@@ -112,9 +112,6 @@ SWARMING_ERAS = {
 }
 NEWEST_ERA = max(SWARMING_ERAS)
 
-# Image key (skolo:images) -> the program its service runs; swarming's depends on the era.
-BY_IMAGE_KEY = {"metadata": METADATA, "alertToPubsub": ALERT_TO_PUBSUB, "powerCycle": PODWATCHER}
-
 
 def tag_date(image: str) -> Optional[date]:
     """The build date in a Skia tag (gcr.io/skia-public/app:2021-08-27T14_37_01Z-user-abc1234-clean)."""

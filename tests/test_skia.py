@@ -31,7 +31,8 @@ def skia_containers(run) -> list[tuple[str, skia.Program, dict]]:
                 found.append((name, next(e.program for e in skia.SWARMING_ERAS.values()
                                          if e.program.command == tuple(c.get("command") or ())), c))
             elif repository in ("metadata", "alert-to-pubsub", "podwatcher"):
-                found.append((name, next(p for p in skia.BY_IMAGE_KEY.values() if p.image == repository), c))
+                found.append((name, next(p for p in (skia.METADATA, skia.ALERT_TO_PUBSUB, skia.PODWATCHER)
+                                          if p.image == repository), c))
     return found
 
 
