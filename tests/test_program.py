@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components import hostscripts, remote
+from components import hostscripts
 from components.k3s_server import rewrite_kubeconfig
 from components.settings import ConfigError
 from rackctl.program import STAND_IN_KUBECONFIG
