@@ -16,6 +16,7 @@ from components.settings.fields import K3S_VERSION, NAMESPACE, ClusterNetwork, K
 from components.settings.hosts import Jumphost, PiEntry
 from components.settings.secrets import SECRET_KEYS, Secret
 from components.settings.services import IMAGE_SERVICES, Guardrails, Images, Services, SkiaService
+
 SERVICE_CIDR = ipaddress.ip_network("10.43.0.0/16")  # k3s's own; the pod network must not overlap it
 NODE_CIDR_PREFIX = 24  # k3s gives every node a /24 of the pod network
 # Keys that moved: the stack gets told where, not that the key is unknown.
