@@ -201,30 +201,27 @@ class Kit:
     def allow_ingress(self, w: Workload, ports: Sequence[int], peers: Sequence[Peer],
                       name: Optional[str] = None) -> net.NetworkPolicy:
         """Let `peers` reach `ports` of `w`'s pods (the namespace is closed otherwise)."""
-        policy = name or f"{w.name}-ingress"
-        return net.NetworkPolicy(
-            self._id("networkpolicy", policy), metadata=self.meta(policy),
-            spec=net.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=w.labels), policy_types=["Ingress"],
-                ingress=[net.NetworkPolicyIngressRuleArgs(
-                    from_=[p.args() for p in peers],
-                    ports=[net.NetworkPolicyPortArgs(port=port, protocol="TCP") for port in ports])]),
-            opts=self.opts())
+        return self._network_policy(w, name or f"{w.name}-ingress", "Ingress", ingress=[
+            net.NetworkPolicyIngressRuleArgs(
+                from_=[p.args() for p in peers],
+                ports=[net.NetworkPolicyPortArgs(port=port, protocol="TCP") for port in ports])])
 
     def limit_egress(self, w: Workload, rules: Sequence[tuple[Sequence[Peer], Sequence[tuple[int, str]]]],
                      name: Optional[str] = None) -> net.NetworkPolicy:
         """Let `w`'s pods reach only the (peers, [(port, protocol)]) of `rules`."""
-        policy = name or f"{w.name}-egress"
-        return net.NetworkPolicy(
-            self._id("networkpolicy", policy), metadata=self.meta(policy),
-            spec=net.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=w.labels), policy_types=["Egress"],
-                egress=[net.NetworkPolicyEgressRuleArgs(
-                    to=[p.args() for p in peers],
-                    ports=[net.NetworkPolicyPortArgs(port=port, protocol=protocol) for port, protocol in ports])
-                    for peers, ports in rules]),
-            opts=self.opts())
+        return self._network_policy(w, name or f"{w.name}-egress", "Egress", egress=[
+            net.NetworkPolicyEgressRuleArgs(
+                to=[p.args() for p in peers],
+                ports=[net.NetworkPolicyPortArgs(port=port, protocol=protocol) for port, protocol in ports])
+            for peers, ports in rules])
 
+    def _network_policy(self, w: Workload, name: str, direction: str, **rules) -> net.NetworkPolicy:
+        """A NetworkPolicy `name` on `w`'s pods for one direction (Ingress or Egress) and its rules."""
+        return net.NetworkPolicy(
+            self._id("networkpolicy", name), metadata=self.meta(name),
+            spec=net.NetworkPolicySpecArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=w.labels),
+                                           policy_types=[direction], **rules),
+            opts=self.opts())
 
 def _dockerconfigjson(key: str) -> str:
     """A gcr.io pull secret from a service-account JSON key (user _json_key)."""
