@@ -19,6 +19,7 @@ from components.k3s_server import K3sServer, K3sServerArgs
 from components.legacy_unit import LegacyUnit, LegacyUnitArgs
 from components.metadata import LEGACY_TOKEN_URL, Metadata, MetadataArgs
 from components.nfs_server import NfsServer, NfsServerArgs
+from components.node_roles import NodeRoles, NodeRolesArgs
 from components.power_cycle import PowerCycle, PowerCycleArgs
 from components.prometheus import Prometheus, PrometheusArgs
 from components.router_backup import RouterBackup, RouterBackupArgs
@@ -98,6 +99,9 @@ agents = [
 # metadata unit has let go of port 80 and k3s is up.
 k8s_provider = kube.provider(f"{rack.rack}-k8s", kubeconfig=server.kubeconfig, cluster=rack.rack,
                              opts=pulumi.ResourceOptions(depends_on=[server]))
+
+# The jumphost's workloads go only where an administrator's label says (not a Pi's own claim).
+NodeRoles(f"{rack.rack}-node-roles", NodeRolesArgs(provider=k8s_provider, jumphost=jumphost.name))
 
 secret = {key: value.output() for key, value in rack.secrets.items()}
 common = dict(provider=k8s_provider, image_pull_key=secret.get("imagePullKey"))

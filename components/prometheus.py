@@ -13,6 +13,8 @@ whose consumer (Skia's alert-manager) already groups and silences.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -65,14 +67,15 @@ def _sd_job(name: str, role: str, relabel: list[dict], **extra) -> dict:
     return {"job_name": name, "kubernetes_sd_configs": [{"role": role}], "relabel_configs": relabel, **extra}
 
 
-def _via_api_server(path: str) -> list[dict]:
-    """Scrape a node's kubelet through the API server proxy: no kubelet port to open on the Pis."""
+def _kubelet(path: str) -> list[dict]:
+    """Scrape a node's kubelet on its own port (the node role's address, InternalIP:10250), with
+    the ServiceAccount's token. The kubelet asks the API server whether the token may `get
+    nodes/metrics`: that is all this needs. Going through the API server's node proxy instead would
+    need `nodes/proxy`, which reaches the whole kubelet API, exec into any pod included."""
     return [
         {"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"},
         {"source_labels": ["__meta_kubernetes_node_label_skolo_skia_org_role"], "target_label": "role"},
-        {"target_label": "__address__", "replacement": "kubernetes.default.svc:443"},
-        {"source_labels": ["__meta_kubernetes_node_name"], "regex": "(.+)", "target_label": "__metrics_path__",
-         "replacement": f"/api/v1/nodes/$1/proxy{path}"},
+        {"target_label": "__metrics_path__", "replacement": path},
     ]
 
 
@@ -105,8 +108,8 @@ def prometheus_config(args: PrometheusArgs) -> dict:
                 {"source_labels": ["__meta_kubernetes_namespace", "__meta_kubernetes_service_name",
                                    "__meta_kubernetes_endpoint_port_name"],
                  "action": "keep", "regex": "default;kubernetes;https"}], **in_cluster),
-            _sd_job("nodes", "node", _via_api_server("/metrics"), **in_cluster),
-            _sd_job("cadvisor", "node", _via_api_server("/metrics/cadvisor"), **in_cluster),
+            _sd_job("nodes", "node", _kubelet("/metrics"), **in_cluster),
+            _sd_job("cadvisor", "node", _kubelet("/metrics/cadvisor"), **in_cluster),
             _sd_job("node-exporter", "pod", _app_pods("node-exporter", args.namespace, NodeExporterArgs.port)),
             _sd_job("kube-state-metrics", "pod", _app_pods("kube-state-metrics", args.namespace,
                                                            KubeStateMetricsArgs.port), honor_labels=True),
@@ -172,9 +175,9 @@ def _dump(doc: dict) -> str:
     return yaml.safe_dump(doc, sort_keys=False, width=120)
 
 
-# Read-only: what service discovery and the API-server proxy scrapes need, nothing more.
+# Read-only: what service discovery and the kubelet scrapes need, nothing more (no nodes/proxy).
 READ_ONLY_RULES = [
-    k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["nodes", "nodes/proxy", "nodes/metrics", "services",
+    k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["nodes", "nodes/metrics", "services",
                                                            "endpoints", "pods"], verbs=["get", "list", "watch"]),
     k8s.rbac.v1.PolicyRuleArgs(api_groups=["discovery.k8s.io"], resources=["endpointslices"],
                                verbs=["get", "list", "watch"]),
@@ -184,6 +187,14 @@ READ_ONLY_RULES = [
 ]
 
 
+def data_claim(storage: str) -> str:
+    """The data volume's claim, named by its size. A claim's size cannot change on k3s's
+    local-path (no volume expansion; the API server refuses the update), so a new
+    `services.prometheus.storage` is a new claim: Prometheus restarts on it empty, and the old
+    claim, with the samples it held, goes when `pulumi up` deletes it after the Deployment moved."""
+    return "prometheus-data-" + re.sub(r"[^a-z0-9]+", "-", storage.lower()).strip("-")
+
+
 class Prometheus(pulumi.ComponentResource):
     def __init__(self, name: str, args: PrometheusArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("skolo:services:Prometheus", name, None, opts)
@@ -191,14 +202,15 @@ class Prometheus(pulumi.ComponentResource):
         kit.cluster_reader("prometheus", READ_ONLY_RULES)
         kit.config_map("prometheus", {"prometheus.yml": _dump(prometheus_config(args)),
                                       "alerts.yml": _dump(alert_rules(args))})
-        kit.volume_claim("prometheus-data", args.storage)
+        claim = data_claim(args.storage)
+        kit.volume_claim(claim, args.storage)
         w = kube.Workload(
             name="prometheus", image=args.image,
             args=(f"--config.file={CONFIG_DIR}/prometheus.yml", "--storage.tsdb.path=/prometheus",
                   f"--storage.tsdb.retention.time={args.retention}", f"--web.listen-address=:{PORT}"),
             ports={"http": PORT},
             mounts=(kube.Mount("config", CONFIG_DIR, config_map="prometheus"),
-                    kube.Mount("data", "/prometheus", claim="prometheus-data", read_only=False)),
+                    kube.Mount("data", "/prometheus", claim=claim, read_only=False)),
             health=("/-/ready", PORT), cpu="100m", memory="512Mi", memory_limit="1Gi",
             service_account="prometheus")
         kit.deployment(w)

@@ -76,3 +76,27 @@ def stack_raw(stack: str) -> dict:
     doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
     raw.update({k.split(":", 1)[1]: v for k, v in doc["config"].items()})
     return copy.deepcopy(raw)
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory):
+    """(ControlPlane, StandInKubelet, LiveRack): one real control plane for the session
+    (tests/controlplane.py). Skipped with the reason where the binaries are missing; in CI
+    (CI=true) they must be there."""
+    import os
+
+    from tests.cluster_rack import LiveRack
+    from tests.controlplane import ControlPlane, StandInKubelet, missing_reason
+
+    reason = missing_reason()
+    if reason:
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"CI must run the control-plane tests: {reason}")
+        pytest.skip(reason)
+    cp = ControlPlane(tmp_path_factory.mktemp("control-plane")).start()
+    kubelet = StandInKubelet(cp)
+    try:
+        yield cp, kubelet, LiveRack(cp, kubelet)
+    finally:
+        kubelet.stop()
+        cp.stop()

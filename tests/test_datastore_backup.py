@@ -54,7 +54,7 @@ def test_cronjob_reads_the_server_directory_as_root_on_the_jumphost(run_stack):
     assert {"name": "destination", "hostPath": {"path": "/var/backups/skolo-k3s", "type": "DirectoryOrCreate"}} in pod["volumes"]
     assert c["securityContext"]["runAsUser"] == 0
     assert pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
-        "matchExpressions"] == [{"key": "skolo.skia.org/role", "operator": "In", "values": ["jumphost"]}]
+        "matchExpressions"] == [{"key": "node-restriction.kubernetes.io/skolo-role", "operator": "In", "values": ["jumphost"]}]
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert (env["RACK"], env["DESTINATION"], env["KEEP"]) == ("rack2", "/var/backups/skolo-k3s", "28")
 

@@ -62,7 +62,7 @@ def test_pods_are_placed_by_role_and_built_safely(run_stack):
                  .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms")
         role = terms[0]["matchExpressions"][0] if terms else None
         if name in JUMPHOST_ONLY:
-            assert role == {"key": kube.ROLE_LABEL, "operator": "In", "values": ["jumphost"]}, name
+            assert role == {"key": kube.RESTRICTED_ROLE_LABEL, "operator": "In", "values": ["jumphost"]}, name
         elif name == "swarming":
             assert terms[0]["matchExpressions"] == [
                 {"key": kube.ROLE_LABEL, "operator": "In", "values": ["rpi"]},

@@ -16,7 +16,7 @@ def test_render_rack1_writes_scripts_and_prints_a_summary(tmp_path):
     result = rackctl("render", "rack1", "--out", str(tmp_path / "rack1"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"stack rack1: 262 resources, 254 files in {tmp_path / 'rack1'}"
+    assert lines[0] == f"stack rack1: 264 resources, 255 files in {tmp_path / 'rack1'}"
     assert "RpiAgent                  80  1 Command" in lines
     assert "Fleet                      1  2 Command" in lines
     assert ("hosts: 1 reached over SSH (192.168.1.8); 80 Pis reached from the jumphost by its bundle "

@@ -34,7 +34,7 @@ def test_check_passes_the_example_stacks_and_warns_of_missing_secrets(stack_dir)
     result = rackctl("--config-dir", str(stack_dir), "check")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("rack1: ok (81 nodes, 262 resources, services: metadata, prometheus,")
+    assert lines[0].startswith("rack1: ok (81 nodes, 264 resources, services: metadata, prometheus,")
     assert lines[1].startswith("  warning: secrets not set in Pulumi.rack1.yaml: skolo:k3sToken, skolo:sshPrivateKey,")
     assert rackctl("--config-dir", str(stack_dir), "check", "--strict").returncode == 1
 

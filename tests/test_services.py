@@ -152,8 +152,8 @@ def test_prometheus_custom_settings_reach_its_args_and_volume(run_stack):
     run = run_stack("rack2")
     args = container(objects(run, "Deployment")["prometheus"])["args"]
     assert "--storage.tsdb.retention.time=7d" in args
-    assert objects(run, "PersistentVolumeClaim")["prometheus-data"]["spec"]["resources"] == {"requests": {"storage": "5Gi"}}
-    assert objects(run, "PersistentVolumeClaim")["prometheus-data"]["spec"]["storageClassName"] == "local-path"
+    assert objects(run, "PersistentVolumeClaim")["prometheus-data-5gi"]["spec"]["resources"] == {"requests": {"storage": "5Gi"}}
+    assert objects(run, "PersistentVolumeClaim")["prometheus-data-5gi"]["spec"]["storageClassName"] == "local-path"
 
 
 def test_prometheus_identity_is_read_only(run_stack):
@@ -286,10 +286,11 @@ def test_every_service_can_be_switched_off(run_stack):
     off = {s: {"enabled": False} for s in settings.SERVICES}
     run = run_stack("rack2", overrides={"services": off, "guardrails": {"enabled": False}})
     assert not [r for r in run.resources if r.type.startswith(("skolo:services:", "skolo:policy:Guardrails"))]
-    access = run.named("access").urn
+    # Only the read-only access objects and the jumphost's admin-only label remain.
+    kept = {run.named("access").urn, run.named("rack2-node-roles").urn}
     for r in run.resources:
         if r.type.startswith("kubernetes:"):
-            assert r.parent == access, r.name  # only the read-only access objects remain
+            assert r.parent in kept, r.name
 
 
 def test_swarming_without_metadata_falls_back_to_the_legacy_server(run_stack):

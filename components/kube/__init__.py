@@ -13,13 +13,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube.labels import (
-    APP_LABEL, GOOGLE_KEY_DIR, NOBODY, PART_OF_LABEL, PULL_SECRET, ROLE_JUMPHOST, ROLE_LABEL, ROLE_RPI,
+    APP_LABEL, GOOGLE_KEY_DIR, NOBODY, PART_OF_LABEL, PULL_SECRET, RESTRICTED_ROLE_LABEL, ROLE_JUMPHOST, ROLE_LABEL, ROLE_RPI,
     STATE_DRAINED, STATE_LABEL, MAINTENANCE_LABEL, role_label)
 from components.kube.kit import Kit
 from components.kube.workload import PROMETHEUS, Footprint, Mount, NamespaceNeeds, Peer, Workload
 
 __all__ = ["PROMETHEUS", "APP_LABEL", "Footprint", "GOOGLE_KEY_DIR", "Kit", "MAINTENANCE_LABEL", "Mount", "NOBODY",
-           "NamespaceNeeds", "PART_OF_LABEL", "PULL_SECRET", "Peer", "ROLE_JUMPHOST", "ROLE_LABEL", "ROLE_RPI",
+           "NamespaceNeeds", "PART_OF_LABEL", "PULL_SECRET", "Peer", "RESTRICTED_ROLE_LABEL", "ROLE_JUMPHOST", "ROLE_LABEL", "ROLE_RPI",
            "STATE_DRAINED", "STATE_LABEL", "Workload", "provider", "role_label"]
 
 

@@ -30,6 +30,7 @@ class Kit:
         self.namespace = namespace
         self.pull_secret: Optional[str] = None
         self.footprint = Footprint()
+        self._accounts: dict[str, k8s.core.v1.ServiceAccount] = {}
         self._ns: Optional[k8s.core.v1.Namespace] = None
         if create_namespace:
             # Everything in the namespace depends on it, so what the component waits for (a
@@ -101,8 +102,10 @@ class Kit:
     def service_account(self, name: str) -> k8s.core.v1.ServiceAccount:
         """A ServiceAccount of this namespace. Its token reaches only a pod that names it
         (Workload.service_account); what it may do is whatever is bound to it."""
-        return k8s.core.v1.ServiceAccount(self._id("serviceaccount", name), metadata=self.meta(name),
-                                          automount_service_account_token=False, opts=self.opts())
+        account = k8s.core.v1.ServiceAccount(self._id("serviceaccount", name), metadata=self.meta(name),
+                                             automount_service_account_token=False, opts=self.opts())
+        self._accounts[name] = account
+        return account
 
     def cluster_reader(self, name: str, rules: Sequence[k8s.rbac.v1.PolicyRuleArgs]) -> k8s.core.v1.ServiceAccount:
         """A ServiceAccount of this namespace bound to a ClusterRole of `rules` (read-only ones)."""
@@ -128,6 +131,12 @@ class Kit:
 
     # Pods --------------------------------------------------------------------------------
 
+    def _workload_opts(self, w: Workload, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
+        """After the ServiceAccount the pods name: a controller cannot create a pod whose account
+        does not exist yet (a FailedCreate event, and a retry with back-off)."""
+        account = self._accounts.get(w.service_account or "")
+        return self.opts([*depends_on, *([account] if account else [])])
+
     def pod_template(self, w: Workload, restart_policy: Optional[str] = None) -> k8s.core.v1.PodTemplateSpecArgs:
         self.footprint.record(self.namespace, w)
         if w.metrics_port and not w.host_network:
@@ -142,7 +151,7 @@ class Kit:
                 replicas=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=w.labels),
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate"),
                 template=self.pod_template(w)),
-            opts=self.opts(depends_on))
+            opts=self._workload_opts(w, depends_on))
 
     def daemon_set(self, w: Workload, max_unavailable: pulumi.Input[str | int] = 1) -> k8s.apps.v1.DaemonSet:
         """One pod per matching node, rolled with at most `max_unavailable` pods down at a time."""
@@ -154,7 +163,7 @@ class Kit:
                     type="RollingUpdate",
                     rolling_update=k8s.apps.v1.RollingUpdateDaemonSetArgs(max_unavailable=max_unavailable)),
                 template=self.pod_template(w)),
-            opts=self.opts())
+            opts=self._workload_opts(w))
 
     def cron_job(self, w: Workload, schedule: str, deadline_seconds: int) -> k8s.batch.v1.CronJob:
         """A job on a schedule: never two at once, a bounded run time, recent history kept."""
@@ -166,7 +175,7 @@ class Kit:
                 job_template=k8s.batch.v1.JobTemplateSpecArgs(spec=k8s.batch.v1.JobSpecArgs(
                     backoff_limit=2, active_deadline_seconds=deadline_seconds,
                     template=self.pod_template(w, restart_policy="Never")))),
-            opts=self.opts())
+            opts=self._workload_opts(w))
 
     # Networking --------------------------------------------------------------------------
 

@@ -7,6 +7,11 @@ from __future__ import annotations
 ROLE_LABEL = "skolo.skia.org/role"
 ROLE_JUMPHOST = "jumphost"
 ROLE_RPI = "rpi"
+# What the jumphost's workloads are pinned by. A kubelet may set any label on its own Node but
+# those under node-restriction.kubernetes.io/ (the NodeRestriction admission plugin), so a Pi whose
+# credentials a test has taken can call itself a jumphost by ROLE_LABEL, but not by this label:
+# only an administrator sets it (components/node_roles.py, through the rack's admin kubeconfig).
+RESTRICTED_ROLE_LABEL = "node-restriction.kubernetes.io/skolo-role"
 # Set by the node-state host script from each Pi's `state` in config.
 STATE_LABEL = "skolo.skia.org/state"
 STATE_DRAINED = "drained"

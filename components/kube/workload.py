@@ -15,8 +15,8 @@ from typing import Mapping, Optional
 
 import pulumi_kubernetes as k8s
 
-from components.kube.labels import APP_LABEL, NAMESPACE_LABEL, NOBODY, PART_OF_LABEL, ROLE_JUMPHOST, ROLE_LABEL, \
-    STATE_DRAINED, STATE_LABEL, MAINTENANCE_LABEL
+from components.kube.labels import APP_LABEL, NAMESPACE_LABEL, NOBODY, PART_OF_LABEL, RESTRICTED_ROLE_LABEL, \
+    ROLE_JUMPHOST, ROLE_LABEL, STATE_DRAINED, STATE_LABEL, MAINTENANCE_LABEL
 
 SCRATCH = "/tmp"
 v1 = k8s.core.v1
@@ -189,7 +189,9 @@ def _security(w: Workload) -> v1.SecurityContextArgs:
 def _placement(w: Workload) -> Optional[v1.AffinityArgs]:
     terms = []
     if w.role:
-        terms.append(v1.NodeSelectorRequirementArgs(key=ROLE_LABEL, operator="In", values=[w.role]))
+        # The jumphost's label is one only an administrator can set; a Pi may claim the Pi role.
+        key = RESTRICTED_ROLE_LABEL if w.role == ROLE_JUMPHOST else ROLE_LABEL
+        terms.append(v1.NodeSelectorRequirementArgs(key=key, operator="In", values=[w.role]))
     if w.avoid_drained:
         terms.append(v1.NodeSelectorRequirementArgs(key=STATE_LABEL, operator="NotIn", values=[STATE_DRAINED]))
         terms.append(v1.NodeSelectorRequirementArgs(key=MAINTENANCE_LABEL, operator="DoesNotExist"))

@@ -65,3 +65,17 @@ elif ! systemctl is-active --quiet "$SERVICE"; then
 else
   say "k3s $K3S_VERSION already installed and configured; nothing to do"
 fi
+
+# The stack labels the jumphost's Node right after this (components/node_roles.py), so the server
+# is done once k3s has registered it.
+if [ "$ROLE" = server ]; then
+  waited=0
+  until "$BIN" kubectl get node "$NODE_NAME" >/dev/null 2>&1; do
+    if [ "$waited" -ge 300 ]; then
+      say "k3s has not registered the Node $NODE_NAME within 300s; see journalctl -u k3s" >&2
+      exit 1
+    fi
+    sleep 2
+    waited=$((waited + 2))
+  done
+fi

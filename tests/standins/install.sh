@@ -79,6 +79,11 @@ systemctl enable "$SERVICE"
 systemctl restart "$SERVICE"
 if [ "$ROLE" = server ]; then
   echo "$INSTALL_K3S_VERSION" > "$CLUSTER/server-version"
+  # the server's own kubelet registers the jumphost's Node
+  server_node=$(sed -n 's/^node-name: //p' /etc/rancher/k3s/config.yaml)
+  mkdir -p "$CLUSTER/nodes/$server_node"
+  echo "$INSTALL_K3S_VERSION" > "$CLUSTER/nodes/$server_node/version"
+  echo True > "$CLUSTER/nodes/$server_node/ready"
 else
   mkdir -p "$CLUSTER/nodes/$NODE"
   echo "$INSTALL_K3S_VERSION" > "$CLUSTER/nodes/$NODE/version"

@@ -1,8 +1,8 @@
 #!/bin/sh
 # skolo host script bundle-install (components/scripts/bundle-install.sh)
-HASH=4df4cf3eec942ccf
+HASH=fb3fe840c73a8eac
 KEEP=20
-ARCHIVE_SHA256=399d185648915582bcc2eb001b1c5dce646dbf9117dacb7e1068ef87976b2d23
+ARCHIVE_SHA256=38df0e3bd9855d3a704923bc92f2e5ea354dc60d3f6a37b2c887658f0377b33c
 # Install this rack's bundle of scripts for the Pis on the jumphost, once per content: stdin is the
 # bundle as a base64 tar.gz, checked against ARCHIVE_SHA256 before anything is unpacked. It lands
 # read-only in /var/lib/skolo/bundle/HASH, `current` points at it, and the newest KEEP bundles

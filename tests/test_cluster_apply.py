@@ -1,0 +1,101 @@
+"""The stacks on a real v1.31 API server (tests/controlplane.py): every object the program declares
+applies server-side with no error and no warning, and every change an operator makes through
+config applies over the rack before it, as `pulumi up` would make it (tests/cluster_rack.py), or
+`rackctl check` refuses it first."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components import settings
+from components.prometheus import data_claim
+from tests.cluster_rack import as_list, objects, rack_nodes, scheduled, warnings
+from tests.conftest import PLANTED, stack_raw
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.mark.parametrize("stack", ["rack2", "rack1"])
+def test_each_example_stack_applies_with_no_error_and_no_warning(control_plane, run_stack, stack):
+    cp, kubelet, live = control_plane
+    live.destroy()  # a new rack: nothing of another stack's on it
+    for node in rack_nodes(settings.parse(stack, stack_raw(stack), PLANTED)):
+        kubelet.register(node)
+    objs = objects(run_stack(stack))
+    applied = live.converge(objs, stack)
+    assert warnings(applied.stderr) == []
+    # Applying the same objects again is a no-op for the server: a second `pulumi up` changes nothing.
+    again = cp.kubectl("apply", "--server-side", "--field-manager=pulumi-kubernetes", "--dry-run=server",
+                       "-f", "-", input=as_list(objs))
+    assert "serverside-applied" in again.stdout and warnings(again.stderr) == []
+    for obj in objs:
+        kind, meta = obj["kind"], obj["metadata"]
+        found = cp.json("get", kind, meta["name"], *(["-n", meta["namespace"]] if meta.get("namespace") else []))
+        assert found["metadata"]["name"] == meta["name"]
+
+
+def test_operator_changes_apply_over_the_live_rack(control_plane, run_stack):
+    """rack2 live; then an image push, a service switched off and on, a Pi removed, a storage
+    size changed: each converges on the real server with no error or warning."""
+    cp, kubelet, live = control_plane
+    raw = stack_raw("rack2")
+    rack = settings.parse("rack2", raw, PLANTED)
+    for node in rack_nodes(rack):
+        kubelet.register(node)
+    if live.stack != "rack2":
+        live.destroy()
+    live.converge(objects(run_stack("rack2")), "rack2")
+    scheduled(cp, "metadata", "metadata", 1)
+
+    pushed = "gcr.io/skia-public/metadata:2021-09-05T00_00_00Z-skolo-1111111-clean"
+    step = live.converge(objects(run_stack("rack2", {"images": {**raw["images"], "metadata": pushed}})))
+    assert warnings(step.stderr) == [] and not step.deleted
+    deployment = cp.json("get", "deployment", "metadata", "-n", "metadata")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == pushed
+
+    services = raw.get("services") or {}
+    off = {**services, "routerBackup": {**(services.get("routerBackup") or {}), "enabled": False}}
+    step = live.converge(objects(run_stack("rack2", {"services": off})))
+    assert ("Namespace", "", "backup") in step.deleted and warnings(step.stderr) == []
+    assert cp.kubectl("get", "namespace", "backup", check=False).returncode != 0
+    step = live.converge(objects(run_stack("rack2")))
+    assert warnings(step.stderr) == []
+    assert cp.json("get", "cronjob", "router-backup", "-n", "backup")["metadata"]["name"] == "router-backup"
+
+    fewer = [pi for pi in raw["rpis"] if pi["name"] != "skia-rpi2-rack2-shelf1-004"]
+    ports = {**services["powerCycle"]["mpower"][0]["ports"]}
+    ports.pop("skia-rpi2-rack2-shelf1-004")
+    power = {**services["powerCycle"], "mpower": [{**services["powerCycle"]["mpower"][0], "ports": ports}]}
+    step = live.converge(objects(run_stack("rack2", {"rpis": fewer, "services": {**services, "powerCycle": power}})))
+    assert warnings(step.stderr) == []
+
+    bigger = {**services, "prometheus": {**services["prometheus"], "storage": "8Gi"}}
+    step = live.converge(objects(run_stack("rack2", {"services": bigger})))
+    assert ("PersistentVolumeClaim", "monitoring", data_claim("5Gi")) in step.deleted
+    claim = cp.json("get", "pvc", data_claim("8Gi"), "-n", "monitoring")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
+    prometheus = cp.json("get", "deployment", "prometheus", "-n", "monitoring")
+    volumes = prometheus["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": data_claim("8Gi")}} in volumes
+    live.converge(objects(run_stack("rack2")))
+
+
+def test_the_api_server_refuses_a_claim_resized_in_place(control_plane, run_stack):
+    """Why the claim is named by its size: the same claim with a new size is refused (local-path
+    does not expand volumes), and `pulumi up` would stop part-way."""
+    cp, kubelet, live = control_plane
+    if live.stack != "rack2":
+        live.destroy()
+    live.converge(objects(run_stack("rack2")), "rack2")
+    claim = cp.json("get", "pvc", data_claim("5Gi"), "-n", "monitoring")
+    claim["spec"]["resources"]["requests"]["storage"] = "8Gi"
+    result = cp.kubectl("apply", "--server-side", "--field-manager=pulumi-kubernetes", "--force-conflicts", "-f", "-",
+                        input=json.dumps({
+                            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                            "metadata": {"name": claim["metadata"]["name"], "namespace": "monitoring"},
+                            "spec": claim["spec"]}), check=False)
+    assert result.returncode != 0
+    assert "only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must " \
+           "support resize" in result.stderr
