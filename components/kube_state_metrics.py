@@ -14,7 +14,9 @@ import pulumi_kubernetes as k8s
 
 from components import kube
 
-RESOURCES = ("cronjobs", "daemonsets", "deployments", "jobs", "nodes", "pods")
+# What it reports on, by API group: exactly these, list and watch only.
+GROUPS = {"": ("nodes", "pods"), "apps": ("daemonsets", "deployments"), "batch": ("cronjobs", "jobs")}
+RESOURCES = tuple(sorted(r for resources in GROUPS.values() for r in resources))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,8 +34,8 @@ class KubeStateMetrics(pulumi.ComponentResource):
         super().__init__("skolo:services:KubeStateMetrics", name, None, opts)
         kit = args.kit.for_parent(self)
         kit.cluster_reader("kube-state-metrics", [
-            k8s.rbac.v1.PolicyRuleArgs(api_groups=["", "apps", "batch"], resources=list(RESOURCES),
-                                       verbs=["list", "watch"])])
+            k8s.rbac.v1.PolicyRuleArgs(api_groups=[group], resources=list(resources), verbs=["list", "watch"])
+            for group, resources in GROUPS.items()])
         w = kube.Workload(
             name="kube-state-metrics", image=args.image,
             args=(f"--port={args.port}", "--telemetry-port=8081", f"--resources={','.join(RESOURCES)}"),
