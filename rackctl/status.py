@@ -58,6 +58,8 @@ class Pi:
     """What the Node is: active, cordoned or drained; None when missing."""
     maintenance: Optional[str] = None
     """The maintenance label's value (a k3s upgrade in progress), if any."""
+    queued: bool = False
+    """On an older k3s than the config pins while a roll is under way: the roll will reach it."""
     version: Optional[str] = None
     heartbeat: Optional[float] = None
     """Seconds since the Node's Ready condition was last posted."""
@@ -76,7 +78,7 @@ class Pi:
             return "unknown"
         if self.found:
             return "problem"
-        return "out" if self.configured != "active" or self.maintenance else "ok"
+        return "out" if self.configured != "active" or self.maintenance or self.queued else "ok"
 
     @property
     def cell(self) -> str:
@@ -85,6 +87,8 @@ class Pi:
             return self.presence.lower()
         if self.maintenance:
             return "upgrading"
+        if self.queued:
+            return "queued"
         if "skew" in self.found:
             return "skewed"
         if "bot" in self.found:
@@ -117,9 +121,12 @@ class Status:
             n = sum(1 for pi in pis if pi.severity == "out" and pi.configured == state)
             if n:
                 parts.append(f"{n} {state} as configured")
-        upgrading = sum(1 for pi in pis if pi.severity == "out" and pi.configured == "active")
+        upgrading = sum(1 for pi in pis if pi.severity == "out" and pi.maintenance)
         if upgrading:
             parts.append(f"{upgrading} upgrading")
+        queued = sum(1 for pi in pis if pi.queued)
+        if queued:
+            parts.append(f"{queued} queued for the upgrade")
         for kind, label in (("missing", "missing"), ("notReady", "NotReady"), ("state", "not as configured"),
                             ("skew", "skewed"), ("bot", "bot failing")):
             names = [pi.name for pi in pis if kind in pi.found]
@@ -169,17 +176,31 @@ def _bot(pod: dict) -> Bot:
                                  for s in statuses))
 
 
-def _problems(pi: Pi, k3s_version: str, bots_expected: bool) -> None:
+def _release(version: Optional[str]) -> tuple[int, ...]:
+    """v1.31.6+k3s1 -> (1, 31, 6, 1), for ordering k3s releases."""
+    return tuple(int(n) for n in re.findall(r"\d+", version or ""))
+
+
+def _problems(pi: Pi, k3s_version: str, bots_expected: bool, rolling: bool = False) -> None:
+    """What differs from the code. A Pi its upgrade has in hand (the maintenance label) is cordoned,
+    restarting and between versions on purpose; while any Pi is, the others still on an older
+    release are queued for the roll. Neither is drift: the roll (pulumi up) is what fixes them,
+    and a halted roll leaves its Pi with the label and the halt file (README: k3s upgrades)."""
     if pi.presence == "missing":
         pi.found["missing"] = "not in the cluster"
+        return
+    if pi.maintenance:
         return
     if pi.presence == "notReady":
         pi.found["notReady"] = "NotReady"
     if pi.configured and pi.observed != pi.configured:
         pi.found["state"] = f"is {pi.observed}, config says {pi.configured}"
     if pi.version != k3s_version:
-        pi.found["skew"] = f"runs {pi.version}, config pins {k3s_version}"
-    if bots_expected and pi.configured == "active" and pi.presence == "ready" and not pi.maintenance:
+        if rolling and pi.configured is not None and _release(pi.version) < _release(k3s_version):
+            pi.queued = True
+        else:
+            pi.found["skew"] = f"runs {pi.version}, config pins {k3s_version}"
+    if bots_expected and pi.configured == "active" and pi.presence == "ready":
         if pi.bot is None:
             pi.found["bot"] = "no swarming bot"
         elif pi.bot.crash_looping:
@@ -198,6 +219,7 @@ def compute(rack: Settings, nodes: dict, pods: Optional[dict], now: datetime) ->
         if where and not (pod.get("metadata") or {}).get("deletionTimestamp"):
             bots[where] = _bot(pod)
     bots_expected = pods is not None
+    rolling = any(kube.MAINTENANCE_LABEL in (n["metadata"].get("labels") or {}) for n in by_name.values())
 
     def one(name: str, address: Optional[str], configured: Optional[str]) -> Pi:
         pi = Pi(name=name, presence="missing", address=address, configured=configured)
@@ -209,7 +231,7 @@ def compute(rack: Settings, nodes: dict, pods: Optional[dict], now: datetime) ->
     shelves: dict[str, list[Pi]] = {}
     for declared in rack.rpis:
         pi = one(declared.name, declared.address, declared.state)
-        _problems(pi, rack.k3s_version, bots_expected)
+        _problems(pi, rack.k3s_version, bots_expected, rolling)
         shelves.setdefault(shelf_of(declared.name), []).append(pi)
     jumphost = one(rack.jumphost.name, rack.jumphost.address, None)
     _problems(jumphost, rack.k3s_version, bots_expected=False)

@@ -15,7 +15,7 @@ JSON_FORMAT = 1
 GENERATOR = '<meta name="generator" content="rackctl status">'
 PER_ROW = 8
 COLOURS = {"ok": "32", "out": "33", "problem": "31", "unknown": "35"}
-LEGEND = (("ok", "Ready and as configured"), ("out", "cordoned or drained as configured, or upgrading"),
+LEGEND = (("ok", "Ready and as configured"), ("out", "cordoned or drained as configured, upgrading, or queued for the upgrade"),
           ("problem", "missing, NotReady, not as configured, skewed, or its bot failing"),
           ("unknown", "in the cluster, not in the stack's config"))
 

@@ -100,3 +100,28 @@ def control_plane(tmp_path_factory):
     finally:
         kubelet.stop()
         cp.stop()
+
+
+@pytest.fixture(scope="session")
+def rack1_declared():
+    """rack1's settings and what its program declares (a plain record), made once."""
+    from components import settings
+
+    return settings.parse("rack1", stack_raw("rack1"), PLANTED), program.run_stack("rack1", secrets=PLANTED)
+
+
+@pytest.fixture
+def rack1_live(control_plane, rack1_declared):
+    """(cp, kubelet, live, settings, run): rack1 on the control plane, its 81 Nodes registered and
+    every bot placed. Applied once; a test that changes it puts it back."""
+    from tests.cluster_rack import objects, rack_nodes, scheduled
+
+    cp, kubelet, live = control_plane
+    rack, run = rack1_declared
+    if live.stack != "rack1":
+        live.destroy()
+        for node in rack_nodes(rack):
+            kubelet.register(node)
+        live.converge(objects(run), "rack1")
+    scheduled(cp, "swarming", "swarming", len(rack.rpis))
+    return cp, kubelet, live, rack, run

@@ -15,7 +15,7 @@ No kubelet runs. `StandInKubelet` (named as one) does, for the Nodes a test regi
 things a kubelet and k3s's local-path provisioner would: it registers each Node with its own node
 identity (so NodeRestriction judges its labels), posts Ready at a version, renews its Lease so the
 real node controller keeps it Ready (a Node whose Lease stops is marked NotReady by that
-controller), finishes deleting pods that are Terminating on its live Nodes, and binds a volume for
+controller), reports the pods bound to its live Nodes Running, finishes deleting pods that are Terminating on its live Nodes, and binds a volume for
 a claim the scheduler has picked a node for.
 """
 
@@ -410,8 +410,7 @@ class StandInKubelet:
         if not r.ok and r.status_code != 409:
             self.errors.append(f"lease {node.name}: {r.status_code} {r.text[:200]}")
 
-    def _finish_deletions(self) -> None:
-        pods = self.cp.get("/api/v1/pods") or {}
+    def _finish_deletions(self, pods: dict) -> None:
         with self._lock:
             alive = {n for n, node in self.nodes.items() if node.alive}
         for pod in pods.get("items", []):
@@ -419,6 +418,26 @@ class StandInKubelet:
             if meta.get("deletionTimestamp") and pod["spec"].get("nodeName") in alive:
                 self.cp.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
                                 {"gracePeriodSeconds": 0}, who=self.node_identity(pod["spec"]["nodeName"]))
+
+    def _run_pods(self, pods: dict) -> None:
+        """What a kubelet reports of a pod bound to its live Node: its containers started, Running."""
+        with self._lock:
+            alive = {n for n, node in self.nodes.items() if node.alive}
+        for pod in pods.get("items", []):
+            meta, spec, status = pod["metadata"], pod["spec"], pod.get("status") or {}
+            if spec.get("nodeName") not in alive or meta.get("deletionTimestamp") or status.get("phase") != "Pending":
+                continue
+            if spec.get("restartPolicy") == "Never":
+                continue  # a Job's pod: nothing here would run it to completion
+            stamp = now()
+            self.cp.request("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status", {"status": {
+                "phase": "Running", "startTime": stamp, "hostIP": self.nodes[spec["nodeName"]].address,
+                "conditions": [{"type": t, "status": "True", "lastTransitionTime": stamp}
+                               for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
+                "containerStatuses": [{"name": c["name"], "image": c["image"], "imageID": "", "ready": True,
+                                       "started": True, "restartCount": 0,
+                                       "state": {"running": {"startedAt": stamp}}} for c in spec["containers"]]}},
+                who=self.node_identity(spec["nodeName"]), content_type="application/strategic-merge-patch+json")
 
     def _provision(self) -> None:
         """STAND-IN for local-path-provisioner: a PersistentVolume on the node the scheduler chose."""
@@ -449,7 +468,9 @@ class StandInKubelet:
                     for node in live:
                         self._renew(node)
                     last_renew = time.monotonic()
-                self._finish_deletions()
+                pods = self.cp.get("/api/v1/pods") or {}
+                self._finish_deletions(pods)
+                self._run_pods(pods)
                 self._provision()
             except Exception as e:  # keep serving; a test that cares reads .errors
                 self.errors.append(repr(e))

@@ -10,10 +10,8 @@ import re
 
 import pytest
 
-from components import kube, settings
-from rackctl import program
-from tests.cluster_rack import objects, rack_nodes, scheduled
-from tests.conftest import PLANTED, stack_raw
+from components import kube
+from tests.cluster_rack import scheduled
 from tests.controlplane import wait_for
 from tests.test_guardrails import BAD, INVALID_BEFORE_ADMISSION, _pod
 
@@ -24,19 +22,9 @@ JUMPHOST_APPS = {"metadata": "metadata", "alerting": "alert-to-pubsub", "monitor
                  "power": "podwatcher", "nfs": "nfs-server"}
 
 
-@pytest.fixture(scope="module")
-def rack1(control_plane):
-    """(cp, kubelet, live, settings, run) with rack1 applied and its pods placed."""
-    cp, kubelet, live = control_plane
-    rack = settings.parse("rack1", stack_raw("rack1"), PLANTED)
-    run = program.run_stack("rack1", secrets=PLANTED)
-    if live.stack != "rack1":
-        live.destroy()
-    for node in rack_nodes(rack):
-        kubelet.register(node)
-    live.converge(objects(run), "rack1")
-    scheduled(cp, "swarming", "swarming", len(rack.rpis))
-    return cp, kubelet, live, rack, run
+@pytest.fixture
+def rack1(rack1_live):
+    return rack1_live
 
 
 def node_of(pods: list[dict]) -> set[str]:

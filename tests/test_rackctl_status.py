@@ -144,9 +144,21 @@ def test_a_pi_being_upgraded_is_out_of_service_not_a_problem(described):
             item["metadata"]["labels"]["skolo.skia.org/maintenance"] = "k3s-upgrade"
             item["spec"]["unschedulable"] = True
     pods["items"] = [p for p in pods["items"] if p["spec"]["nodeName"] != f"{docs.SHELF1}-001"]
-    pi = by_name(status.compute(rack, nodes, pods, docs.NOW))[f"{docs.SHELF1}-001"]
-    # Cordoned while the stack says active: that is drift, but its cell says why.
-    assert (pi.cell, pi.problems) == ("upgrading", ["is cordoned, config says active"])
+    st = status.compute(rack, nodes, pods, docs.NOW)
+    pi = by_name(st)[f"{docs.SHELF1}-001"]
+    # Cordoned, no bot and between versions on purpose: the roll has it in hand, not drift.
+    assert (pi.cell, pi.severity, pi.problems) == ("upgrading", "out", [])
+    # While a roll is under way, a Pi still on the older release is queued for it, not skewed.
+    skewed = by_name(st)[docs.SKEWED]
+    assert (skewed.cell, skewed.severity, skewed.problems) == ("queued", "out", [])
+    assert "1 upgrading, 1 queued for the upgrade" in st.summary()
+
+
+def test_an_older_release_with_no_roll_under_way_is_drift(described):
+    rack, nodes, pods = described
+    skewed = by_name(status.compute(rack, nodes, pods, docs.NOW))[docs.SKEWED]
+    assert (skewed.cell, skewed.severity) == ("skewed", "problem")
+    assert skewed.problems == [f"runs {docs.OLD_VERSION}, config pins {rack.k3s_version}"]
 
 
 def test_a_clean_rack_has_no_drift(described):
