@@ -118,6 +118,18 @@ class LiveRack:
     def destroy(self) -> None:
         self.converge([])
 
+    def bring_up(self, stack: str, nodes: list[StandInNode], objs: list[dict]) -> None:
+        """A new rack on the cluster: the last one's objects gone, exactly `nodes` registered (the
+        last rack's other Nodes retired), then `objs` applied."""
+        self.destroy()
+        wanted = {n.name for n in nodes}
+        for name in [n for n in self.kubelet.nodes if n not in wanted]:
+            self.kubelet.forget(name)
+            self.cp.kubectl("delete", "node", name, "--ignore-not-found", "--wait=true")
+        for node in nodes:
+            self.kubelet.register(node)
+        self.converge(objs, stack)
+
     def pods(self, namespace: Optional[str] = None, app: Optional[str] = None) -> list[dict]:
         args = ["get", "pods", *(["-n", namespace] if namespace else ["-A"])]
         if app:

@@ -119,9 +119,6 @@ def rack1_live(control_plane, rack1_declared):
     cp, kubelet, live = control_plane
     rack, run = rack1_declared
     if live.stack != "rack1":
-        live.destroy()
-        for node in rack_nodes(rack):
-            kubelet.register(node)
-        live.converge(objects(run), "rack1")
+        live.bring_up("rack1", rack_nodes(rack), objects(run))
     scheduled(cp, "swarming", "swarming", len(rack.rpis))
     return cp, kubelet, live, rack, run

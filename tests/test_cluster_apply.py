@@ -13,6 +13,7 @@ from components import settings
 from components.prometheus import data_claim
 from tests.cluster_rack import as_list, objects, rack_nodes, scheduled, warnings
 from tests.conftest import PLANTED, stack_raw
+from tests.controlplane import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -20,10 +21,9 @@ pytestmark = pytest.mark.cluster
 @pytest.mark.parametrize("stack", ["rack2", "rack1"])
 def test_each_example_stack_applies_with_no_error_and_no_warning(control_plane, run_stack, stack):
     cp, kubelet, live = control_plane
-    live.destroy()  # a new rack: nothing of another stack's on it
-    for node in rack_nodes(settings.parse(stack, stack_raw(stack), PLANTED)):
-        kubelet.register(node)
     objs = objects(run_stack(stack))
+    live.destroy()  # a new rack: nothing of another stack's on it
+    live.bring_up(stack, rack_nodes(settings.parse(stack, stack_raw(stack), PLANTED)), [])
     applied = live.converge(objs, stack)
     assert warnings(applied.stderr) == []
     # Applying the same objects again is a no-op for the server: a second `pulumi up` changes nothing.
@@ -42,11 +42,8 @@ def test_operator_changes_apply_over_the_live_rack(control_plane, run_stack):
     cp, kubelet, live = control_plane
     raw = stack_raw("rack2")
     rack = settings.parse("rack2", raw, PLANTED)
-    for node in rack_nodes(rack):
-        kubelet.register(node)
     if live.stack != "rack2":
-        live.destroy()
-    live.converge(objects(run_stack("rack2")), "rack2")
+        live.bring_up("rack2", rack_nodes(rack), objects(run_stack("rack2")))
     scheduled(cp, "metadata", "metadata", 1)
 
     pushed = "gcr.io/skia-public/metadata:2021-09-05T00_00_00Z-skolo-1111111-clean"
@@ -87,9 +84,11 @@ def test_the_api_server_refuses_a_claim_resized_in_place(control_plane, run_stac
     does not expand volumes), and `pulumi up` would stop part-way."""
     cp, kubelet, live = control_plane
     if live.stack != "rack2":
-        live.destroy()
-    live.converge(objects(run_stack("rack2")), "rack2")
-    claim = cp.json("get", "pvc", data_claim("5Gi"), "-n", "monitoring")
+        live.bring_up("rack2", rack_nodes(settings.parse("rack2", stack_raw("rack2"), PLANTED)),
+                      objects(run_stack("rack2")))
+    # As on a live rack: the claim bound to the volume made for it on the jumphost.
+    claim = wait_for(lambda: (c := cp.json("get", "pvc", data_claim("5Gi"), "-n", "monitoring"))["status"].get(
+        "phase") == "Bound" and c, 90, "Prometheus's claim bound")
     claim["spec"]["resources"]["requests"]["storage"] = "8Gi"
     result = cp.kubectl("apply", "--server-side", "--field-manager=pulumi-kubernetes", "--force-conflicts", "-f", "-",
                         input=json.dumps({
