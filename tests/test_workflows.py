@@ -20,6 +20,18 @@ PINNED = re.compile(r"^\s*-?\s*uses:\s*[\w.-]+/[\w./-]+@[0-9a-f]{40}\s+# v\d+\.\
 SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
 # The only write a job may have, and why: commenting on the pull request it belongs to.
 ALLOWED_WRITES = {"pull-requests", "issues"}
+DEPLOY_RUNNERS = ["self-hosted", "skolo-lab", "skolo-deploy"]
+PREVIEW_RUNNERS = ["self-hosted", "skolo-lab", "skolo-preview"]
+
+
+def jobs_of(name: str) -> dict:
+    return yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())["jobs"]
+
+
+def lab_jobs() -> list[tuple[str, dict]]:
+    """(workflow/job, job) for every job on the lab's self-hosted runners."""
+    return [(f"{w.name}/{name}", job) for w in WORKFLOWS for name, job in jobs_of(w.name).items()
+            if "self-hosted" in job["runs-on"]]
 
 
 def policy_problems(text: str) -> list[str]:
@@ -87,7 +99,8 @@ jobs:
 def test_pull_request_previews_wait_for_a_person_and_never_serve_forks():
     doc = yaml.safe_load((ROOT / ".github/workflows/pull-request.yml").read_text())
     jobs = doc["jobs"]
-    assert jobs["preview"]["environment"] == "preview" and SAME_REPO in jobs["preview"]["if"]
+    # One rack's secrets per approval: each stack's preview waits in that rack's own environment.
+    assert jobs["preview"]["environment"] == "preview-${{ matrix.stack }}" and SAME_REPO in jobs["preview"]["if"]
     assert "secrets." not in yaml.safe_dump(jobs["test"])  # the job that runs the tests on PR code
     assert not any("checkout" in str(s.get("uses", "")) for s in jobs["comment"]["steps"])
     assert jobs["comment"]["permissions"] == {"pull-requests": "write"}
@@ -100,9 +113,9 @@ def test_deploy_is_one_protected_environment_per_stack_canary_first():
     assert jobs["rest"]["environment"] == "${{ matrix.stack }}"
     assert jobs["rest"]["needs"] == ["plan", "canary"] and jobs["rest"]["strategy"]["max-parallel"] == 1
     for job in ("canary", "rest"):
-        assert jobs[job]["concurrency"]["group"].startswith("pulumi-")
+        assert jobs[job]["concurrency"]["group"].startswith("deploy-")
         assert jobs[job]["concurrency"]["cancel-in-progress"] is False
-        assert jobs[job]["runs-on"] == ["self-hosted", "skolo-lab"]
+        assert jobs[job]["runs-on"] == DEPLOY_RUNNERS
     assert ".venv/bin/python -m rackctl check --strict" in [s.get("run") for s in jobs["plan"]["steps"]]
     assert doc["env"] == {"PULUMI_CONTINUE_ON_ERROR": "true"}
 
@@ -112,12 +125,12 @@ def test_drift_runs_nightly_per_stack_behind_the_deploys_protection():
     triggers = doc.get(True) or doc["on"]
     assert set(triggers) == {"schedule", "workflow_dispatch"} and triggers["schedule"][0]["cron"]
     job = doc["jobs"]["drift"]
-    assert job["environment"] == "${{ matrix.stack }}" and job["runs-on"] == ["self-hosted", "skolo-lab"]
+    assert job["environment"] == "${{ matrix.stack }}" and job["runs-on"] == DEPLOY_RUNNERS
     assert job["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.plan.outputs.stacks) }}"
     assert job["strategy"]["fail-fast"] is False
     assert job["if"] == "github.ref == 'refs/heads/main'"
-    assert job["permissions"] == {"contents": "read", "issues": "write"}
-    assert job["concurrency"] == {"group": "pulumi-${{ matrix.stack }}", "cancel-in-progress": False}
+    assert job["permissions"] == {"actions": "read", "contents": "read", "issues": "write"}
+    assert job["concurrency"] == {"group": "drift-${{ matrix.stack }}", "cancel-in-progress": False}
     runs = "\n".join(s.get("run", "") for s in job["steps"])
     assert "pulumi preview --refresh --expect-no-changes" in runs
     assert 'rackctl attach "$STACK"' in runs and 'rackctl status "$STACK" --format json' in runs
@@ -141,3 +154,83 @@ def test_schema_check_catches_a_broken_workflow(tmp_path):
     result = subprocess.run([str(checker), "--builtin-schema", "vendor.github-workflows", str(broken)],
                             capture_output=True, text=True)
     assert result.returncode != 0
+
+
+def test_pull_request_code_and_deploys_never_share_a_runner():
+    """Approved PR code runs on the preview runners only; deploys and drift on the deploy runners
+    only. A job on one cannot be picked up by the other (the README says how to register them)."""
+    seen = {}
+    for where, job in lab_jobs():
+        seen[where] = job["runs-on"]
+        assert ("skolo-preview" in job["runs-on"]) != ("skolo-deploy" in job["runs-on"]), where
+    assert seen["pull-request.yml/preview"] == PREVIEW_RUNNERS
+    assert all(labels == DEPLOY_RUNNERS for where, labels in seen.items() if not where.startswith("pull-request"))
+
+
+def test_nothing_can_cancel_or_replace_a_pending_deploy():
+    """GitHub keeps one pending job per concurrency group and cancels the older: so only deploys
+    are in a deploy's group. Drift and previews wait for deploys instead, before any pulumi step."""
+    groups = {where: (job.get("concurrency") or {}).get("group", "") for where, job in lab_jobs()}
+    for where, group in groups.items():
+        assert group.startswith("deploy-") == where.startswith("deploy.yml/"), (where, group)
+    for where in ("pull-request.yml/preview", "drift.yml/drift"):
+        job = dict(lab_jobs())[where]
+        steps = [str(s.get("run", "")) + str(s.get("uses", "")) for s in job["steps"]]
+        wait = steps.index(".ci/wait-for-deploys")
+        first_pulumi = next(i for i, s in enumerate(steps) if "pulumi/actions@" in s or "pulumi preview" in s)
+        assert wait < first_pulumi, where
+        assert job["permissions"].get("actions") == "read", where
+    assert (ROOT / ".ci" / "wait-for-deploys").stat().st_mode & 0o111
+
+
+def test_the_pulumi_cli_version_is_the_sdks_pin_in_requirements_txt():
+    pin = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    reads = "sed -n 's/^pulumi==//p' requirements.txt"
+    count = 0
+    for where, job in lab_jobs():
+        version_steps = [s for s in job["steps"] if s.get("id") == "pulumi"]
+        assert len(version_steps) == 1 and reads in version_steps[0]["run"], where
+        for step in job["steps"]:
+            if str(step.get("uses", "")).startswith("pulumi/actions@"):
+                assert step["with"]["pulumi-version"] == "${{ steps.pulumi.outputs.version }}", where
+                count += 1
+    assert count == 4 and pin  # preview, canary, rest, drift
+
+
+def test_lab_jobs_install_python_packages_only_from_the_hash_locked_file():
+    for where, job in lab_jobs():
+        installs = [s["run"] for s in job["steps"] if "pip install" in str(s.get("run", ""))]
+        assert installs == ["python -m venv .venv && .venv/bin/pip install --require-hashes -r requirements.lock"], where
+
+
+def test_the_lock_holds_every_pin_of_requirements_txt_with_hashes():
+    """Offline half of 'CI fails when it is stale' (the pull-request workflow re-runs pip-compile,
+    which keeps the lock's pins, and fails on any difference)."""
+    lock = (ROOT / "requirements.lock").read_text()
+    # No index of the machine that made it: the runner resolves hashes against PyPI.
+    assert not re.search(r"^--(extra-)?index-url|^--find-links", lock, re.M)
+    entries = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", lock, re.M))
+    normal = {k.lower().replace("_", "-").replace(".", "-"): v for k, v in entries.items()}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            assert normal.get(name.lower().replace("_", "-").replace(".", "-")) == version, line
+    for block in re.split(r"\n(?=[A-Za-z0-9])", lock):
+        if "==" in block:
+            assert "--hash=sha256:" in block, block.splitlines()[0]
+    steps = jobs_of("pull-request.yml")["test"]["steps"]
+    check = next(s["run"] for s in steps if "pip-compile" in str(s.get("run", "")))
+    header = re.search(r"#    (pip-compile .*)", lock).group(1)
+    for option in header.split()[1:-1]:
+        if not option.startswith("--output-file"):
+            assert option.replace("=", " ") in check.replace("\\\n", " ").replace("  ", " "), option
+    assert "diff -u requirements.lock" in check
+
+
+def test_zizmor_finds_nothing_in_the_workflows():
+    """zizmor's offline audits (template injection, excessive permissions, unpinned uses, ...)."""
+    zizmor = Path(sys.executable).parent / "zizmor"
+    result = subprocess.run([str(zizmor), "--offline", "--no-progress", str(ROOT / ".github" / "workflows")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
