@@ -19,11 +19,11 @@ from tests.conftest import PLANTED, stack_raw  # noqa: E402
 
 
 def fleet(pis: int) -> dict:
-    """rack1's config with `pis` Pis on shelves of 40, /24s across a /13 rack LAN."""
+    """rack1's config with `pis` Pis on shelves of 40, one /24 each in a /16 rack LAN."""
     raw = stack_raw("rack1")
     raw["rpis"] = [{"shelf": f"skia-rpi2-rack1-shelf{s + 1}", "count": min(40, pis - s * 40),
-                    "firstAddress": f"10.{s // 6}.{s % 6 + 1}.10"} for s in range((pis + 39) // 40)]
-    raw["jumphost"] = {"name": "skolo-rack1-jumphost", "address": "10.0.0.8", "lanCidr": "10.0.0.0/13"}
+                    "firstAddress": f"10.0.{s + 1}.10"} for s in range((pis + 39) // 40)]
+    raw["jumphost"] = {"name": "skolo-rack1-jumphost", "address": "10.0.0.8", "lanCidr": "10.0.0.0/16"}
     raw["services"] = {"powerCycle": {"enabled": False}, "routerBackup": {"enabled": False},
                        "nfs": {"enabled": False}}
     return raw

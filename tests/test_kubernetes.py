@@ -180,3 +180,22 @@ def test_render_writes_every_object(run_stack, tmp_path):
     secret = files["kubernetes/swarming/Secret-swarming-adb.yaml"]
     assert secret["stringData"] == {"adbkey": render.PLACEHOLDER, "adbkey.pub": render.PLACEHOLDER}
     assert "kubernetes/_cluster/ClusterRole-skolo_monitoring_prometheus.yaml" in files
+
+
+# No identity of the stack may have an exec path or take a whole API group's core.
+FORBIDDEN_GRANTS = {"nodes/proxy", "pods/exec", "pods/attach", "pods/portforward", "services/proxy", "secrets"}
+
+
+@pytest.mark.parametrize("stack", ["rack1", "rack2"])
+def test_no_role_the_stack_creates_grants_an_exec_path_or_a_core_wildcard(run_stack, stack):
+    run = run_stack(stack)
+    roles = [r for r in run.resources if r.custom and r.type.rsplit(":", 1)[-1] in ("ClusterRole", "Role")]
+    assert {r.inputs["metadata"]["name"] for r in roles} >= {
+        "skolo:monitoring:prometheus", "skolo:monitoring:kube-state-metrics", "skolo:skolo-access:observer"}
+    for role in roles:
+        for rule in role.inputs.get("rules") or ():
+            name = role.inputs["metadata"]["name"]
+            resources = set(rule.get("resources") or ())
+            assert not resources & FORBIDDEN_GRANTS, (name, rule)
+            assert not ("" in (rule.get("apiGroups") or ()) and resources & {"*", "*/*"}), (name, rule)
+            assert "*" not in (rule.get("verbs") or ()) and "*" not in (rule.get("apiGroups") or ()), (name, rule)

@@ -165,6 +165,21 @@ def test_error_text_says_nothing_was_changed_and_lists_each_problem():
       "(skolo:jumphost.lanCidr)"]),
     (lambda r: r["jumphost"].update(lanCidr="10.0.0.0/8"),
      ["skolo:jumphost.lanCidr: 10.0.0.0/8 does not contain the jumphost's LAN address 192.168.1.8"]),
+    (lambda r: r["jumphost"].update(address="8.8.4.4"),
+     ["skolo:jumphost.lanAddress: the rack LAN 8.8.4.0/24 is not a private network (10.0.0.0/8, 172.16.0.0/12 or "
+      "192.168.0.0/16); the NFS export, the metadata server and every Pi are open to it"]),
+    (lambda r: r["jumphost"].update(lanCidr="192.168.0.0/15"),
+     ["skolo:jumphost.lanCidr: the rack LAN 192.168.0.0/15 is not a private network (10.0.0.0/8, 172.16.0.0/12 or "
+      "192.168.0.0/16); the NFS export, the metadata server and every Pi are open to it"]),
+    (lambda r: r["jumphost"].update(address="10.9.0.8", lanCidr="10.0.0.0/12"),
+     ["skolo:jumphost.lanCidr: the rack LAN 10.0.0.0/12 is wider than a rack (at most a /16, 65534 addresses); the "
+      "NFS export, the metadata server and every Pi are open to all of it"]),
+    (lambda r: r["services"]["routerBackup"]["devices"][0].update(address="192.168.2.1"),
+     ["skolo:services.routerBackup.devices[0].address: 192.168.2.1 is outside the rack LAN 192.168.1.0/24 "
+      "(skolo:jumphost.lanCidr); the rack reaches only its own devices, with their keys and passwords"]),
+    (lambda r: r["services"]["powerCycle"]["mpower"][0].update(address="10.1.1.1"),
+     ["skolo:services.powerCycle.mpower[0].address: 10.1.1.1 is outside the rack LAN 192.168.1.0/24 "
+      "(skolo:jumphost.lanCidr); the rack reaches only its own devices, with their keys and passwords"]),
     (lambda r: r["rpis"].append({"shelf": "skia-rpi2-" + "x" * 50, "count": 1, "firstAddress": "192.168.1.50"}),
      ["skolo:rpis[4].shelf (skia-rpi2-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-001): "
       "'skia-rpi2-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-001' has 64 characters; a node name is also "

@@ -12,6 +12,10 @@ from components.settings.base import Model, rules, shape
 from components.settings.fields import NAMESPACE, Host, HostKey, IPv4, Network, NodeName, Port, User, count, one_of
 
 PI_STATES = ("active", "cordoned", "drained")
+# A rack LAN is private (RFC 1918) and no wider than this prefix: what the rack opens to its LAN
+# (the Pis' root image over NFS, the metadata server's tokens, every Pi's sshd) must stay in it.
+PRIVATE_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+WIDEST_LAN = 16
 
 
 class Jumphost(Model):
@@ -40,6 +44,14 @@ class Jumphost(Model):
                                            f"({self.address!r}): the Pis join the API server at this IPv4 address")])
         if ipaddress.IPv4Address(self.lan_address) not in self.lan:
             raise rules([(("lanCidr",), f"{self.lan} does not contain the jumphost's LAN address {self.lan_address}")])
+        key = "lanCidr" if self.lan_cidr else "lanAddress"
+        if not any(self.lan.subnet_of(private) for private in PRIVATE_NETWORKS):
+            raise rules([((key,), f"the rack LAN {self.lan} is not a private network (10.0.0.0/8, 172.16.0.0/12 or "
+                                  f"192.168.0.0/16); the NFS export, the metadata server and every Pi are open to it")])
+        if self.lan.prefixlen < WIDEST_LAN:
+            raise rules([((key,), f"the rack LAN {self.lan} is wider than a rack (at most a /{WIDEST_LAN}, "
+                                  f"{2 ** (32 - WIDEST_LAN) - 2} addresses); the NFS export, the metadata server and "
+                                  f"every Pi are open to all of it")])
         return self
 
     @property

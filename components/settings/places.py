@@ -49,6 +49,15 @@ def with_lan_defaults(services: Services, lan: ipaddress.IPv4Network) -> tuple[l
     if not ipaddress.IPv4Network(subnet).subnet_of(lan):
         problems.append((("nfs", "subnet"), f"{subnet} reaches beyond the rack LAN {lan} ({NAMESPACE}:jumphost.lanCidr);"
                                              f" the Pis' root image would be exported outside the rack"))
+    cycle = services.power_cycle
+    for where, devices in ((("routerBackup", "devices"), services.router_backup.devices or ()),
+                           (("powerCycle", "mpower"), cycle.mpower or ()),
+                           (("powerCycle", "edgeswitch"), cycle.edgeswitch or ())):
+        for i, device in enumerate(devices):
+            if ipaddress.IPv4Address(device.address) not in lan:
+                problems.append(((*where, i, "address"), f"{device.address} is outside the rack LAN {lan} "
+                                                         f"({NAMESPACE}:jumphost.lanCidr); the rack reaches only its "
+                                                         f"own devices, with their keys and passwords"))
     router = Device.model_validate({"name": "router", "address": str(lan.network_address + 1), "kind": "edgerouter",
                                     "user": "admin"})
     return problems, services.model_copy(update={
