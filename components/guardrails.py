@@ -9,7 +9,7 @@ workload is refused when it is applied, with the same message, rather than faili
 ReplicaSet events:
 
 - skolo-image-registries: images only from allowed registries, plus exactly the upstream
-  repositories the stack itself runs;
+  images the stack itself runs, as it pins them (tag and digest);
 - skolo-host-paths: hostPath volumes only on the paths the stack's own pods use in that namespace;
 - skolo-pod-privileges: privileged containers, host network and host ports, root (runAsUser 0
   counts as root whatever runAsNonRoot says) and added capabilities only in the namespaces whose
@@ -81,16 +81,13 @@ def _per_namespace(name: str, by_namespace: Mapping[str, set], everywhere=()) ->
                                          f"variables.{name}ByNamespace[request.namespace] : []) + {_literal(everywhere)}"}]
 
 
-def allowed_images(args: GuardrailsArgs) -> list[str]:
-    """Registry prefixes, plus each upstream repository the stack runs (any tag or digest of it)."""
-    prefixes = set(args.registries)
-    for image in args.footprint.images:
-        if not any(image.startswith(r) for r in args.registries):
-            repo = image.split("@")[0]
-            if ":" in repo.split("/")[-1]:
-                repo = repo.rsplit(":", 1)[0]
-            prefixes.update({f"{repo}:", f"{repo}@"})
-    return sorted(prefixes)
+def allowed_images(args: GuardrailsArgs) -> tuple[list[str], list[str]]:
+    """(registry prefixes any image may come from, the upstream images the stack runs): an upstream
+    repository is admitted only exactly as the stack pins it (tag and digest), never another tag
+    of it, nor the tag without the digest."""
+    prefixes = sorted(set(args.registries))
+    pinned = sorted(i for i in args.footprint.images if not any(i.startswith(r) for r in args.registries))
+    return prefixes, pinned
 
 
 def allowances(args: GuardrailsArgs) -> dict[str, dict]:
@@ -139,7 +136,7 @@ HOST_PATHS_OK = ("!has(variables.podSpec.volumes) || variables.podSpec.volumes.a
 
 def policies(args: GuardrailsArgs) -> dict[str, dict]:
     """Policy name -> {variables, validations}: the CEL as declared, so tests can run it."""
-    images = allowed_images(args)
+    prefixes, pinned = allowed_images(args)
     allowed = allowances(args)
     namespaces = {flag: sorted(ns for ns, a in allowed.items() if a[flag]) for flag in ("privileged", "host_network",
                                                                                          "root")}
@@ -147,10 +144,13 @@ def policies(args: GuardrailsArgs) -> dict[str, dict]:
     key = "skolo:guardrails.namespaces.<namespace>"
     return {
         "skolo-image-registries": {
-            "variables": pod + [{"name": "allowed", "expression": _literal(images)}],
-            "validations": [{"expression": e, "message": f"images must come from one of: {', '.join(images)} "
-                                                         f"(skolo:guardrails.allowedRegistries)"}
-                            for e in _each_container("variables.allowed.exists(p, c.image.startsWith(p))")],
+            "variables": pod + [{"name": "allowed", "expression": _literal(prefixes)},
+                                {"name": "pinned", "expression": _literal(pinned)}],
+            "validations": [{"expression": e, "message": f"images must come from one of: {', '.join(prefixes)} "
+                                                         f"(skolo:guardrails.allowedRegistries), or be exactly one of "
+                                                         f"the upstream images the stack pins: {', '.join(pinned)}"}
+                            for e in _each_container(
+                                "c.image in variables.pinned || variables.allowed.exists(p, c.image.startsWith(p))")],
         },
         "skolo-host-paths": {
             "variables": pod

@@ -1,6 +1,7 @@
 """`rackctl push SERVICE IMAGE`: roll a new image of one service out to the racks, as pushk did.
 
-Rewrites `skolo:images.<SERVICE>` in each chosen stack file, keeping its comments and layout
+Rewrites `skolo:images.<SERVICE>` in each chosen stack file (an image pinned by digest is only
+ever replaced by one pinned by digest), keeping its comments and layout
 (ruamel.yaml round-trip), shows the diff, and prints, or with --up runs, `pulumi up -s STACK`
 for each stack in canary order (the smallest rack first), stopping at the first failure.
 """
@@ -56,6 +57,12 @@ def push(service: str, image: str, stacks: Sequence[str], config_dir: Path, dry_
     if unknown:
         raise PushError(f"no stack file for {', '.join(unknown)}; stacks here: {', '.join(known)}")
     ordered = program.canary_order(list(stacks), config_dir)
+    if "@sha256:" not in image:
+        pinned = [s for s in ordered if "@sha256:" in (program.settings_for(s, config_dir).images.get(service) or "")]
+        if pinned:
+            raise PushError(f"images.{service} is pinned by digest in {', '.join(pinned)}; give the new image in "
+                            f"the same form, <repository>:<tag>@sha256:<digest> (`docker buildx imagetools inspect "
+                            f"<repository>:<tag>` prints the digest); nothing was changed")
     changed = []
     for stack in ordered:
         path = config_dir / f"Pulumi.{stack}.yaml"

@@ -140,6 +140,10 @@ BAD = {
                               "skolo-image-registries"),
     "another repository of an allowed upstream org": (
         "metadata", lambda p: _c(p).update(image="prom/alertmanager:v0.27.0"), "skolo-image-registries"),
+    "another tag of an upstream repository the stack runs": (
+        "metadata", lambda p: _c(p).update(image="prom/prometheus:v2.55.0"), "skolo-image-registries"),
+    "an upstream image's tag without the digest the stack pins": (
+        "metadata", lambda p: _c(p).update(image="prom/node-exporter:v1.8.2"), "skolo-image-registries"),
     "a bad init container image": ("metadata", lambda p: p["spec"].update(initContainers=_init(p, image="busybox:1.36")),
                                    "skolo-image-registries"),
     "an ephemeral container from Docker Hub": (
@@ -242,9 +246,9 @@ def test_refusals_say_what_is_allowed_and_which_key_widens_it(rack1):
     pod = _pod(rack1)
     _c(pod)["image"] = "docker.io/evil/miner:1"
     (message,) = refused_by(rack1, pod, "metadata")["skolo-image-registries"]
-    assert message.startswith("images must come from one of: erichough/nfs-server:, erichough/nfs-server@, "
-                              "gcr.io/google.com/cloudsdktool/google-cloud-cli:")
-    assert message.endswith("(skolo:guardrails.allowedRegistries)")
+    assert message.startswith("images must come from one of: gcr.io/skia-public/ (skolo:guardrails.allowedRegistries), "
+                              "or be exactly one of the upstream images the stack pins: erichough/nfs-server:2.2.1@sha256:")
+    assert "prom/prometheus:v2.55.1@sha256:2659f4c2" in message
     _c(pod)["image"] = "gcr.io/skia-public/metadata:x"
     _c(pod)["securityContext"]["capabilities"] = {"add": ["SYS_ADMIN"]}
     assert refused_by(rack1, pod, "metadata")["skolo-pod-privileges"] == [

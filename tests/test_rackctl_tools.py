@@ -86,12 +86,23 @@ def test_push_all_dry_run_writes_nothing_and_orders_the_canary_first(stack_dir):
                                   "kubeStateMetrics, alertToPubsub, routerBackup, powerCycle, nfs, swarming, datastoreBackup\n"),
     (("swarming", IMAGE, "--stacks", "rack9"), "rackctl: no stack file for rack9; stacks here: rack1, rack2\n"),
     (("swarming", IMAGE), "rackctl: name the stacks with --stacks rack1,rack2, or use --all\n"),
+    (("prometheus", "prom/prometheus:v2.55.2", "--all"),
+     "rackctl: images.prometheus is pinned by digest in rack2, rack1; give the new image in the same form, "
+     "<repository>:<tag>@sha256:<digest> (`docker buildx imagetools inspect <repository>:<tag>` prints the digest); "
+     "nothing was changed\n"),
 ])
 def test_push_refuses_bad_input_before_writing(stack_dir, args, message):
     before = {n: (stack_dir / n).read_text() for n in STACK_FILES}
     result = rackctl("--config-dir", str(stack_dir), "push", *args)
     assert (result.returncode, result.stderr) == (2, message)
     assert {n: (stack_dir / n).read_text() for n in STACK_FILES} == before
+
+
+def test_push_keeps_an_upstream_image_pinned_by_digest(stack_dir):
+    pinned = "prom/prometheus:v2.55.2@sha256:" + "0123456789abcdef" * 4
+    result = rackctl("--config-dir", str(stack_dir), "push", "prometheus", pinned, "--stacks", "rack2")
+    assert result.returncode == 0, result.stderr
+    assert f"    prometheus: {pinned}" in (stack_dir / "Pulumi.rack2.yaml").read_text()
 
 
 def test_push_adds_an_images_block_where_a_stack_has_none():

@@ -351,3 +351,13 @@ def test_guardrails_settings():
         "got 'gcr.io/skia-public'",
         "skolo:guardrails.hostPaths[0]: expected an absolute path of letters, digits and ._/@+- without '..', "
         "got 'etc'"]
+
+
+def test_every_default_image_is_pinned_as_a_stack_value_must_be():
+    """Defaults skip validation; hold them to the same rule, and upstream ones to a digest."""
+    from components.settings.services import Images
+
+    defaults = {k: v for k, v in Images().model_dump(by_alias=True).items() if v}
+    assert Images.model_validate(defaults).model_dump(by_alias=True) == {**Images().model_dump(by_alias=True)}
+    digests = {k for k, v in defaults.items() if "@sha256:" in v}
+    assert digests == {"prometheus", "nodeExporter", "kubeStateMetrics", "nfs"}

@@ -113,7 +113,8 @@ Destination = scalar(str, "gs://BUCKET/FOLDER or an absolute path on the jumphos
     r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[A-Za-z0-9._/-]*)?$", v) else _abs_path(v))
 Image = scalar(str, "a pinned image reference (registry/name:tag or @sha256:...; not :latest)", lambda v: v if re.match(
     r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
-    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$", v) and not v.endswith(":latest") else None)
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})$", v)
+    and not v.endswith(":latest") else None)
 Duration = scalar(str, "a duration like 15s, 30d", matching(r"^([0-9]+(ms|s|m|h|d|w|y))+$"))
 Quantity = scalar(str, "a storage size like 10Gi", matching(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))
 Cron = scalar(str, "a cron schedule of five fields like '0 3 * * *'", lambda v: v if len(v.split()) == 5 and all(

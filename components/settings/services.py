@@ -188,13 +188,17 @@ _CLOUD_CLI = "gcr.io/google.com/cloudsdktool/google-cloud-cli:499.0.0-slim"  # s
 class Images(Model):
     noun, listing = "image key", "keys"
     metadata: Optional[Image] = None
-    prometheus: Image = "prom/prometheus:v2.55.1"
-    node_exporter: Image = "prom/node-exporter:v1.8.2"
-    kube_state_metrics: Image = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0"
+    # Upstream images by tag and digest (the multi-arch index digest: the Pis are arm). Each digest
+    # is the one public sources state for that tag (README: images).
+    prometheus: Image = "prom/prometheus:v2.55.1@sha256:2659f4c2ebb718e7695cb9b25ffa7d6be64db013daba13e05c875451cf51b0d3"
+    node_exporter: Image = ("prom/node-exporter:v1.8.2"
+                            "@sha256:4032c6d5bfd752342c3e631c2f1de93ba6b86c41db6b167b9a35372c139e7706")
+    kube_state_metrics: Image = ("registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0"
+                                 "@sha256:639a1e2da549210adddc0391ff91e270e83f7873014aec53258462812f741e6f")
     alert_to_pubsub: Optional[Image] = None
     router_backup: Image = _CLOUD_CLI
     power_cycle: Optional[Image] = None
-    nfs: Image = "erichough/nfs-server:2.2.1"
+    nfs: Image = "erichough/nfs-server:2.2.1@sha256:1efd4ece380c5ba27479417585224ef857006daa46ab84560a28c1224bc71e9e"
     swarming: Optional[Image] = None
     datastore_backup: Image = _CLOUD_CLI
 
