@@ -47,7 +47,7 @@ def _words(text: str) -> str:
 
 def config_block() -> dict:
     block = {}
-    for name, field in Settings.model_fields.items():
+    for field in Settings.model_fields.values():
         decl = _pulumi_type(field.annotation)
         if not field.is_required():
             if field.default is None:  # the CLI reads a null default as none, and then requires the key

@@ -254,7 +254,7 @@ class ControlPlane:
         """Stop every process this control plane started, by PID, last started first."""
         for session in self._sessions.values():
             session.close()
-        for name, proc in reversed(list(self.processes.items())):
+        for proc in reversed(list(self.processes.values())):
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)

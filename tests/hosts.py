@@ -360,7 +360,7 @@ def stack_config(rack: Rack, names: list[str], **overrides) -> dict:
         # The sandbox's rack LAN: the jumphost's links to the Pis (10.232.<i>.1 - .2).
         "jumphost": {"name": "skolo-test-jumphost", "address": rack.jumphost.address, "user": "root",
                      "lanAddress": "10.232.0.1", "lanCidr": "10.232.0.0/16", "hostKey": rack.jumphost.host_key_pub},
-        "rpis": [{"name": name, "address": pi.address, "hostKey": pi.host_key_pub} for name, pi in zip(names, rack.pis)],
+        "rpis": [{"name": name, "address": pi.address, "hostKey": pi.host_key_pub} for name, pi in zip(names, rack.pis, strict=True)],
         "k3sVersion": "v1.31.6+k3s1",
         "k3sInstallScriptUrl": f"http://{rack.jumphost.address}:{HTTP_PORT}/install.sh",
         "k3sInstallScriptSha256": rack.installer_sha256,

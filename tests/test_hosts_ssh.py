@@ -317,7 +317,7 @@ def test_node_state_is_applied_on_the_jumphost_without_the_pi(rack, declare, sta
     since = len(jh.log("kubectl"))
     rack.stop(pi)  # a state change needs nothing from the Pi
     pis = [{"name": name, "address": p.address, "hostKey": p.host_key_pub, **({"state": state} if name == PIS[1] else {})}
-           for name, p in zip(PIS, rack.pis)]
+           for name, p in zip(PIS, rack.pis, strict=True)]
     out = ok(rack.run(declare(rpis=pis).named(f"{PIS[1]}-node")))
     assert out.stdout.strip().endswith(f"the Pi was not contacted; {state}")
     assert changes(jh, since) == [f"label node {PIS[1]} skolo.skia.org/state={state} --overwrite"] + [

@@ -60,7 +60,7 @@ def test_push_rewrites_one_line_and_keeps_comments(stack_dir):
     result = rackctl("--config-dir", str(stack_dir), "push", "swarming", IMAGE, "--stacks", "rack1")
     assert result.returncode == 0, result.stderr
     after = (stack_dir / "Pulumi.rack1.yaml").read_text().splitlines()
-    changed = [(a, b) for a, b in zip(before["Pulumi.rack1.yaml"].splitlines(), after) if a != b]
+    changed = [(a, b) for a, b in zip(before["Pulumi.rack1.yaml"].splitlines(), after, strict=True) if a != b]
     assert changed == [("    swarming: gcr.io/skia-public/rpi-swarming-client:2021-09-01T00_00_00Z-skolo-0000000-clean",
                         f"    swarming: {IMAGE}")]
     assert len(after) == len(before["Pulumi.rack1.yaml"].splitlines())

@@ -234,3 +234,4 @@ def test_zizmor_finds_nothing_in_the_workflows():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings to report" in result.stdout + result.stderr
+
