@@ -16,7 +16,6 @@ program's scripts give), for the stand-in kubelet to register.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -75,40 +74,39 @@ class LiveRack:
         """Make the cluster hold exactly `objs` as the engine does: create and update everything
         declared, then delete what is no longer declared (dependents first), each waited for."""
         wanted = {key_of(o): o for o in objs}
-        self._settle_policies([o for o in objs if o["kind"] in POLICY_KINDS and self.applied.get(key_of(o)) != o])
+        self._change_policies([o for o in objs if o["kind"] in POLICY_KINDS and self.applied.get(key_of(o)) != o], [])
         result = self.cp.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts",
                                  "-f", "-", input=as_list(objs), check=False) if objs else None
         assert result is None or result.returncode == 0, f"the API server refused the stack's objects:\n{result.stderr}"
         gone = sorted((k for k in self.applied if k not in wanted), key=lambda k: (-ORDER.index(k[0]), k))
-        doomed = [self.applied[k] for k in gone if k[0] != "Node"]
+        doomed = [self.applied[k] for k in gone if k[0] != "Node" and k[0] not in POLICY_KINDS]
         if doomed:  # one call that waits until every one of them is gone
             self.cp.kubectl("delete", "--ignore-not-found", "--wait=true", "-f", "-", input=as_list(doomed),
                             timeout=120)
+        self._change_policies([], [self.applied[k] for k in gone if k[0] in POLICY_KINDS])
         for key in gone:
             if key[0] == "Node":  # a patch: deleting it takes off the fields it owns
                 self._drop_patch(key[2])
             del self.applied[key]
         self.applied.update(wanted)
-        self.stack = stack
+        self.stack = stack if objs else None
         return Applied(result.stderr if result else "", gone)
 
-    def _settle_policies(self, changed: list[dict]) -> None:
-        """Apply changed admission policies on their own and wait until the API server has taken
-        them in, before anything they judge. kube-apiserver 1.31 can crash evaluating a policy
-        while it recompiles the policies (kubernetes/kubernetes#135757, open): the recompiles
-        follow a policy's change and the status controller's write of its type checking."""
-        if not changed:
+    def _change_policies(self, changed: list[dict], deleted: list[dict]) -> None:
+        """Apply or delete admission policies with nothing else being admitted meanwhile, and wait
+        until the API server has recompiled them. kube-apiserver 1.31 can crash evaluating a policy
+        while it recompiles the policies (kubernetes/kubernetes#135757, open): so the controller
+        manager is paused (no controller creates a pod) until the recompiles are over."""
+        if not changed and not deleted:
             return
-        self.cp.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-",
-                        input=as_list(changed))
-        for policy in (o for o in changed if o["kind"] == "ValidatingAdmissionPolicy"):
-            name = policy["metadata"]["name"]
-
-            def observed(name=name):
-                found = self.cp.json("get", "validatingadmissionpolicy", name)
-                return (found.get("status") or {}).get("observedGeneration") == found["metadata"]["generation"]
-            wait_for(observed, 30, f"the status controller type-checking policy {name}")
-        time.sleep(1)  # the recompile that follows the status write cannot be observed from outside
+        with self.cp.controllers_paused():
+            before = self.cp.policy_refreshes()
+            if changed:
+                self.cp.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts",
+                                "-f", "-", input=as_list(changed))
+            if deleted:
+                self.cp.kubectl("delete", "--ignore-not-found", "--wait=true", "-f", "-", input=as_list(deleted))
+            self.cp.wait_policies_recompiled(before)
 
     def _drop_patch(self, node: str) -> None:
         """What deleting a NodePatch does: apply it again owning nothing, so its labels go."""
@@ -118,17 +116,24 @@ class LiveRack:
     def destroy(self) -> None:
         self.converge([])
 
-    def bring_up(self, stack: str, nodes: list[StandInNode], objs: list[dict]) -> None:
+    def bring_up(self, stack: str, nodes: list[StandInNode], objs: list[dict]) -> Applied:
         """A new rack on the cluster: the last one's objects gone, exactly `nodes` registered (the
         last rack's other Nodes retired), then `objs` applied."""
         self.destroy()
         wanted = {n.name for n in nodes}
         for name in [n for n in self.kubelet.nodes if n not in wanted]:
-            self.kubelet.forget(name)
-            self.cp.kubectl("delete", "node", name, "--ignore-not-found", "--wait=true")
+            self.retire(name)
         for node in nodes:
             self.kubelet.register(node)
-        self.converge(objs, stack)
+        return self.converge(objs, stack)
+
+    def retire(self, node: str) -> None:
+        """A Node gone from the rack: its kubelet stops, the Node is deleted, and the pods bound to it
+        go as the pod garbage collector removes them (after its 40 s quarantine, here at once)."""
+        self.kubelet.forget(node)
+        self.cp.kubectl("delete", "node", node, "--ignore-not-found", "--wait=true")
+        self.cp.kubectl("delete", "pods", "-A", "--field-selector", f"spec.nodeName={node}", "--grace-period=0",
+                        "--force", "--ignore-not-found")
 
     def pods(self, namespace: Optional[str] = None, app: Optional[str] = None) -> list[dict]:
         args = ["get", "pods", *(["-n", namespace] if namespace else ["-A"])]

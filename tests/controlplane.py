@@ -21,6 +21,7 @@ a claim the scheduler has picked a node for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -232,7 +233,10 @@ class ControlPlane:
             "--use-service-account-credentials", "--service-account-private-key-file=sa.key",
             "--root-ca-file=ca.crt", f"--cluster-cidr={CLUSTER_CIDR}", "--allocate-node-cidrs",
             "--leader-elect=false", "--secure-port=0", f"--node-monitor-grace-period={NODE_GRACE_SECONDS}s",
-            "--node-monitor-period=2s"])
+            "--node-monitor-period=2s",
+            # Its status writes make the API server recompile the policies again, at times nothing
+            # here controls (see LiveRack.converge and kubernetes#135757).
+            "--controllers=*,-validatingadmissionpolicy-status-controller"])
         self._spawn("kube-scheduler", [str(self.bin / "kube-scheduler"), f"--kubeconfig={admin.kubeconfig}",
                                        "--leader-elect=false", "--secure-port=0"])
         # The controllers are up once the service-account controller has made `default` accounts.
@@ -268,6 +272,32 @@ class ControlPlane:
 
     def log(self, name: str) -> str:
         return (self.dir / f"{name}.log").read_text(errors="replace")
+
+    def policy_refreshes(self) -> int:
+        """How often the API server has recompiled its admission policies (it logs each time)."""
+        return self.log("kube-apiserver").count("refreshing policies")
+
+    @contextlib.contextmanager
+    def controllers_paused(self):
+        """The controller manager stopped (SIGSTOP to its PID) for the block: no controller creates
+        a pod, so nothing is admitted but what the test itself sends."""
+        proc = self.processes["kube-controller-manager"]
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+
+    def wait_policies_recompiled(self, before: int, quiet: float = 1.0) -> None:
+        """Wait until the API server has recompiled its policies since `before` and then logged no
+        further recompile for `quiet` seconds."""
+        wait_for(lambda: self.policy_refreshes() > before, 30, "the API server recompiling its policies")
+        last, since = self.policy_refreshes(), time.monotonic()
+        while time.monotonic() - since < quiet:
+            time.sleep(0.1)
+            now_count = self.policy_refreshes()
+            if now_count != last:
+                last, since = now_count, time.monotonic()
 
     # Clients ---------------------------------------------------------------------------
 

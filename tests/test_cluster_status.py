@@ -111,8 +111,7 @@ def test_notready_unknown_missing_and_skewed_are_drift(rack1_live, tmp_path):
                            labels={kube.ROLE_LABEL: kube.ROLE_RPI})
     kubelet.kill(dead)
     kubelet.register(stranger)
-    kubelet.forget(gone.name)
-    cp.kubectl("delete", "node", gone.name, "--wait=true")
+    live.retire(gone.name)
     kubelet.set_version(old, "v1.31.5+k3s1")
     try:
         def marked():  # by the real node controller, once the Lease is older than its grace period
@@ -134,8 +133,7 @@ def test_notready_unknown_missing_and_skewed_are_drift(rack1_live, tmp_path):
         kubelet.register(StandInNode(dead, rack.rpis[10].address, rack.k3s_version,
                                      labels={kube.ROLE_LABEL: kube.ROLE_RPI}))
         kubelet.set_version(old, rack.k3s_version)
-        kubelet.forget(stranger.name)
-        cp.kubectl("delete", "node", stranger.name, "--wait=true")
+        live.retire(stranger.name)
     wait_for(lambda: status(cp, tmp_path)[0] == 0, 90, "the rack back to green")
 
 
