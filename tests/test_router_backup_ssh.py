@@ -55,8 +55,12 @@ def backup(run_stack, rack, tmp_path, password=PASSWORD, switch_key=None) -> tup
                 "path": ROUTER_PATH, "hostKey": router.host_key_pub},
                {"name": "rack-switch", "address": switch.address, "kind": "edgeswitch", "user": "ubnt",
                 "hostKey": switch_key or switch.host_key_pub}]
-    run = run_stack("rack2", overrides={"services": {"routerBackup": {"devices": devices},
-                                                     "powerCycle": {"enabled": False}}},
+    # The sandbox's rack LAN holds the devices (a device outside the rack LAN is refused).
+    lan = {"jumphost": {"name": "skolo-rack2-jumphost", "address": rack.jumphost.address, "lanAddress": "10.232.0.1",
+                        "lanCidr": "10.232.0.0/16"},
+           "rpis": [{"name": f"skia-rpi2-rack2-shelf1-00{i}", "address": f"10.232.9.{i}"} for i in range(1, 5)]}
+    run = run_stack("rack2", overrides={**lan, "services": {"routerBackup": {"devices": devices},
+                                                            "powerCycle": {"enabled": False}}},
                     secrets=dict(PLANTED, routerBackupSshKey=rack.user_key.read_text(), powerCyclePassword=password))
     pod = tmp_path / "pod"
     pod.mkdir()
