@@ -141,6 +141,11 @@ class LiveRack:
             args += ["-l", f"{kube.APP_LABEL}={app}"]
         return [p for p in self.cp.json(*args)["items"] if not p["metadata"].get("deletionTimestamp")]
 
+    def wait_no_bot(self, node: str, timeout: float = 60) -> None:
+        """Wait until no swarming bot is on `node` (the DaemonSet controller takes it away)."""
+        wait_for(lambda: not [p for p in self.pods("swarming", "swarming") if p["spec"].get("nodeName") == node],
+                 timeout, f"{node}'s swarming bot going")
+
     def events(self, reason: str) -> list[dict]:
         return [e for e in self.cp.json("get", "events", "-A")["items"] if e.get("reason") == reason]
 

@@ -24,7 +24,6 @@ from components import hostscripts, kube
 from rackctl.program import Run
 from tests.cluster_rack import scheduled
 from tests.conftest import ROOT
-from tests.controlplane import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None,
@@ -111,10 +110,6 @@ def node(cp, name: str) -> dict:
     return cp.json("get", "node", name)
 
 
-def bots_on(live, name: str) -> list[dict]:
-    return [p for p in live.pods("swarming", "swarming") if p["spec"]["nodeName"] == name]
-
-
 def test_a_joined_pis_state_is_applied_with_the_real_kubectl(rack1_live, jumphost):
     cp, kubelet, live, rack, run = rack1_live
     name = rack.rpis[3].name
@@ -137,7 +132,7 @@ def test_a_joined_pis_state_is_applied_with_the_real_kubectl(rack1_live, jumphos
     assert "the Pi was not contacted; drained" in second.stdout
     assert (jumphost.pis / name / "calls.log").read_text() == calls
     assert node(cp, name)["spec"].get("unschedulable") is True
-    wait_for(lambda: not bots_on(live, name), 60, f"{name}'s bot leaving the drained Pi")
+    live.wait_no_bot(name)
 
     back = jumphost.run(script, params)
     assert back.returncode == 0, back.stderr

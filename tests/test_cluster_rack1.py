@@ -60,7 +60,7 @@ def test_the_maintenance_label_and_the_drained_state_take_a_pis_bot_away(rack1, 
     pi = rack.rpis[5].name
     cp.kubectl("label", "node", pi, label, "--overwrite")
     try:
-        wait_for(lambda: pi not in node_of(live.pods("swarming", "swarming")), 60, f"{pi}'s bot going")
+        live.wait_no_bot(pi)
     finally:
         cp.kubectl("label", "node", pi, f"{label.split('=')[0]}-")
     scheduled(cp, "swarming", "swarming", len(rack.rpis))

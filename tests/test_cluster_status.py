@@ -64,8 +64,7 @@ def test_mid_upgrade_is_amber_not_drift(rack1_live, tmp_path):
     cp.kubectl("cordon", busy)
     cp.kubectl("label", "node", busy, f"{kube.MAINTENANCE_LABEL}=k3s-upgrade")
     try:
-        wait_for(lambda: busy not in {p["spec"]["nodeName"] for p in live.pods("swarming", "swarming")}, 60,
-                 "the busy Pi's bot going")
+        live.wait_no_bot(busy)
         code, doc = status(cp, tmp_path, config)
         assert code == 0 and doc["drift"] is False, doc["summary"]
         by = pis(doc)
@@ -92,8 +91,7 @@ def test_drained_as_configured_is_amber_and_drained_by_hand_is_drift(rack1_live,
     cp.kubectl("cordon", pi)
     cp.kubectl("label", "node", pi, f"{kube.STATE_LABEL}={kube.STATE_DRAINED}")
     try:
-        wait_for(lambda: pi not in {p["spec"]["nodeName"] for p in live.pods("swarming", "swarming")}, 60,
-                 "the drained Pi's bot going")
+        live.wait_no_bot(pi)
         code, doc = status(cp, tmp_path, config)
         assert code == 0 and (pis(doc)[pi]["cell"], pis(doc)[pi]["severity"]) == ("drained", "out")
         code, doc = status(cp, tmp_path)  # the stack file says active
