@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from components.settings import ConfigError
-from rackctl import program, render
+from rackctl import program, render, stackfiles
 
 DESCRIPTION = """\
 Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).
@@ -29,7 +29,7 @@ Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).
 
 
 def _config_dir(args: argparse.Namespace) -> Path:
-    return Path(args.config_dir) if args.config_dir else program.PROJECT_DIR
+    return Path(args.config_dir) if args.config_dir else stackfiles.PROJECT_DIR
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -43,7 +43,7 @@ def _render(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from rackctl import check
 
-    names = args.stacks.split(",") if args.stacks else program.stacks(_config_dir(args))
+    names = args.stacks.split(",") if args.stacks else stackfiles.stacks(_config_dir(args))
     lines, ok = check.check(names, _config_dir(args), args.strict)
     print("\n".join(lines))
     return 0 if ok else 1
@@ -77,7 +77,7 @@ def _push(args: argparse.Namespace) -> int:
     config_dir = _config_dir(args)
     if args.all == bool(args.stacks):
         raise push.PushError("name the stacks with --stacks rack1,rack2, or use --all")
-    names = program.stacks(config_dir) if args.all else args.stacks.split(",")
+    names = stackfiles.stacks(config_dir) if args.all else args.stacks.split(",")
     return push.push(args.service, args.image, names, config_dir, args.dry_run, args.up)
 
 
@@ -144,7 +144,7 @@ def _drift(args: argparse.Namespace) -> int:
 
 
 def _stacks(args: argparse.Namespace) -> int:
-    names = program.canary_order(program.stacks(_config_dir(args)), _config_dir(args))
+    names = stackfiles.canary_order(stackfiles.stacks(_config_dir(args)), _config_dir(args))
     print(json.dumps(names) if args.json else "\n".join(names))
     return 0
 
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, program.StackFileError, AttachError, DiffError, HostKeysError, PushError,
+    except (ConfigError, stackfiles.StackFileError, AttachError, DiffError, HostKeysError, PushError,
             ObserverError, render.RenderError, StatusError, DriftError) as e:
         print(f"rackctl: {e}", file=sys.stderr)
         return 2

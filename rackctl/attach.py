@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from components.k3s_server import rewrite_kubeconfig
-from rackctl import program
+from rackctl import stackfiles
 
 API_PORT = 6443
 
@@ -93,7 +93,7 @@ def read_kubeconfig(stack: str, kubeconfig_file: Optional[str]) -> tuple[str, st
 
 def attach(stack: str, command: Sequence[str], config_dir: Path, kubeconfig_file: Optional[str] = None,
            ssh_options: Sequence[str] = (), wait_seconds: float = 20) -> int:
-    jumphost = program.settings_for(stack, config_dir).jumphost  # an unknown stack stops here
+    jumphost = stackfiles.settings_for(stack, config_dir).jumphost  # an unknown stack stops here
     raw, source = read_kubeconfig(stack, kubeconfig_file)
     port = free_port()
     try:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from components import settings
 from components.settings import ConfigError
-from rackctl import program
+from rackctl import program, stackfiles
 
 
 def missing_secrets(stack: str, config_dir: Path, parsed: settings.Settings) -> list[str]:
-    present = {k.split(":", 1)[1] for k, v in program.read_stack_file(config_dir / f"Pulumi.{stack}.yaml").items()
+    present = {k.split(":", 1)[1] for k, v in stackfiles.read_stack_file(config_dir / f"Pulumi.{stack}.yaml").items()
                if k.startswith(f"{settings.NAMESPACE}:") and isinstance(v, dict) and "secure" in v}
     return [s.key for s in settings.SECRETS if s.needed(parsed) and s.key not in present]
 
@@ -32,12 +32,12 @@ def check(names: list[str], config_dir: Path, strict: bool) -> tuple[list[str], 
     for stack in names:
         try:
             run = program.run_stack(stack, config_dir=config_dir)
-            parsed = program.settings_for(stack, config_dir)
+            parsed = stackfiles.settings_for(stack, config_dir)
         except ConfigError as e:
             lines.append(f"{stack}: FAILED\n" + "\n".join(f"  {p}" for p in e.problems))
             ok = False
             continue
-        except program.StackFileError as e:
+        except stackfiles.StackFileError as e:
             lines.append(f"{stack}: FAILED\n  {e}")
             ok = False
             continue

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from components import settings
-from rackctl import program
+from rackctl import stackfiles
 
 PREFERENCE = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa")
 KEYSCAN = ["ssh-keyscan", "-T", "5", "-t", "ed25519,ecdsa,rsa"]
@@ -81,7 +81,7 @@ def scan(jumphost: settings.hosts.Jumphost, pinned_key: str | None, addresses: S
 
 def pin(text: str, keys: dict[tuple[str, str], str], parsed: settings.Settings) -> str:
     """The stack file's text with hostKey set for each (what, name) in `keys`, nothing else touched."""
-    y = program.stack_yaml()
+    y = stackfiles.stack_yaml()
     doc = y.load(text)
     config = doc["config"]
     ns = settings.NAMESPACE
@@ -108,7 +108,7 @@ def pin(text: str, keys: dict[tuple[str, str], str], parsed: settings.Settings) 
 
 
 def hostkeys(stack: str, config_dir: Path, ssh_options: Sequence[str], dry_run: bool, out=print) -> int:
-    parsed = program.settings_for(stack, config_dir)
+    parsed = stackfiles.settings_for(stack, config_dir)
     hosts = parsed.ssh_hosts()
     jumphost_key, scanned = scan(parsed.jumphost, parsed.jumphost.host_key,
                                  sorted({address for what, _, address, _ in hosts if what != "jumphost"}), ssh_options)

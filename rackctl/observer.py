@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from rackctl import program
+from rackctl import stackfiles
 
 NAMESPACE = "skolo-access"
 ACCOUNT = "observer"
@@ -51,7 +51,7 @@ def observer(stack: str, out: Path, admin_kubeconfig: str, duration: str, config
         raise ObserverError("kubectl is not installed") from None
     if result.returncode != 0:
         raise ObserverError(f"kubectl create token failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
-    text = kubeconfig(rack=stack, server=program.settings_for(stack, config_dir).api_server, ca_data=ca_data,
+    text = kubeconfig(rack=stack, server=stackfiles.settings_for(stack, config_dir).api_server, ca_data=ca_data,
                       token=result.stdout.strip())
     out.unlink(missing_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -4,8 +4,7 @@ No Pulumi CLI, no network, no hosts: `pulumi.runtime.set_mocks` stands in for th
 a recording monitor keeps every resource the program registers with its inputs, which inputs
 were secret, and the options that decide a rack's behaviour (parent, provider, dependencies,
 delete-before-replace, additional secret outputs). Config comes from the stack file exactly
-as the CLI would pass it: Pulumi.yaml defaults first, values JSON-encoded, secret keys named.
-Secrets the stack file holds encrypted (or not at all) become clearly marked placeholders.
+as the CLI would pass it (rackctl/stackfiles.py).
 
 Stand-ins, at the very edge and named as such: a resource's outputs are its inputs, plus
 `stdout` for the one host script whose output the program reads (the kubeconfig: a stand-in k3s
@@ -14,8 +13,6 @@ kubeconfig).
 
 from __future__ import annotations
 
-import json
-import re
 import runpy
 import sys
 from dataclasses import dataclass, field
@@ -23,29 +20,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.sync_await import _sync_await
 
-from components import settings
-from components.settings.secrets import OPTIONAL as OPTIONAL_SECRETS
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-NAMESPACE = "skolo"
-
-PLACEHOLDER_PREFIX = "rackctl-render-placeholder"
-
-
-def _placeholder(key: str) -> str:
-    """A value of the right form for `key`, unmistakably not a real secret."""
-    marker = f"{PLACEHOLDER_PREFIX}-{key}"
-    form = next(s.form for s in settings.SECRETS if s.key == key)
-    if form == "json":
-        return json.dumps({"type": "service_account", "private_key": marker})
-    if form == "pem":
-        return f"-----BEGIN OPENSSH PRIVATE KEY-----\n{marker}\n-----END OPENSSH PRIVATE KEY-----\n"
-    return marker
-
+from rackctl import stackfiles
+from rackctl.stackfiles import NAMESPACE, PROJECT_DIR
 
 # Stand-in for what k3s writes to /etc/rancher/k3s/k3s.yaml (shape as k3s writes it).
 STAND_IN_KUBECONFIG = """\
@@ -69,10 +48,6 @@ users:
     client-certificate-data: c3RhbmQtaW4tY2VydA==
     client-key-data: c3RhbmQtaW4ta2V5
 """
-
-
-class StackFileError(Exception):
-    """The stack file cannot be read at all (as opposed to config the settings layer rejects)."""
 
 
 @dataclass
@@ -189,94 +164,6 @@ class StandInMocks(mocks.Mocks):
         return {}, None
 
 
-def _as_cli_value(value: Any) -> str:
-    """How the Pulumi CLI hands a config value to the program: strings as-is, the rest as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def read_stack_file(path: Path) -> dict[str, Any]:
-    """The `config:` mapping of a stack file. Duplicate keys (YAML would keep the last silently),
-    a `config:` that is not a mapping, and broken YAML are refused, naming the place but never
-    quoting the file: it may hold a secret in plain text."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.constructor import DuplicateKeyError
-    from ruamel.yaml.error import MarkedYAMLError
-
-    try:
-        doc = YAML(typ="safe", pure=True).load(path.read_text()) or {}
-    except DuplicateKeyError as e:
-        key = re.search(r'duplicate key "(.*?)"', e.problem or "")
-        raise StackFileError(f"{path.name} line {e.problem_mark.line + 1}: {key.group(1) if key else 'a key'} is set "
-                             f"twice; YAML would silently keep the last one") from None
-    except MarkedYAMLError as e:
-        where = f" (line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1})" if e.problem_mark else ""
-        raise StackFileError(f"{path.name} is not valid YAML{where}: {e.problem}") from None
-    config = doc.get("config", {}) if isinstance(doc, dict) else None
-    if not isinstance(config, dict):
-        raise StackFileError(f"{path.name}: expected `config:` to be a mapping of key: value, "
-                             f"got {type(config).__name__ if config is not None else type(doc).__name__}")
-    return config
-
-
-def stack_yaml():
-    """ruamel.yaml set up to rewrite a stack file keeping its comments and its own style: maps
-    by two, list dashes two in, items four in."""
-    from ruamel.yaml import YAML
-
-    y = YAML(typ="rt")
-    y.preserve_quotes = True
-    y.width = 4096
-    y.indent(mapping=2, sequence=4, offset=2)
-    return y
-
-
-@dataclass
-class StackConfig:
-    """The config the CLI would give the program for one stack."""
-
-    values: dict[str, str]
-    """Every key, as the CLI hands it over: strings as they are, the rest as JSON."""
-    secret_keys: list[str]
-    """The keys the CLI would mark secret: encrypted in the stack file, or supplied as secrets.
-    A secret key stored in plain text is not among them, so the settings layer refuses it."""
-    placeholders: list[str]
-    """Secret keys the stack file does not hold in the clear (encrypted or unset): placeholders."""
-
-
-def stack_config(stack: str, project_dir: Path = PROJECT_DIR, secrets: Optional[dict[str, str]] = None,
-                 overrides: Optional[dict[str, Any]] = None) -> StackConfig:
-    """`secrets` supplies secret values (tests plant known ones); secrets not supplied become
-    placeholders. `overrides` replaces or, with value None, removes plain keys (tests)."""
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if not stack_file.exists():
-        raise StackFileError(f"no stack file {stack_file.name}; stacks here: {', '.join(stacks(project_dir))}")
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
-    values = {k: d["default"] for k, d in (project.get("config") or {}).items() if isinstance(d, dict) and "default" in d}
-    for key, value in read_stack_file(stack_file).items():
-        if not (isinstance(value, dict) and set(value) == {"secure"}):  # encrypted: only the CLI can read it
-            values[key] = value
-    for key, value in (overrides or {}).items():
-        full = key if ":" in key else f"{NAMESPACE}:{key}"
-        if value is None:
-            values.pop(full, None)
-        else:
-            values[full] = value
-    supplied = secrets if secrets is not None else {}
-    secret_keys, placeholders = [], []
-    for short in settings.SECRET_KEYS:
-        full = f"{NAMESPACE}:{short}"
-        if short in supplied:
-            values.pop(full, None)
-            if supplied[short] is not None:
-                values[full] = supplied[short]
-                secret_keys.append(full)
-        elif full not in values and short not in OPTIONAL_SECRETS:
-            values[full] = _placeholder(short)
-            secret_keys.append(full)
-            placeholders.append(full)
-    return StackConfig({k: _as_cli_value(v) for k, v in values.items()}, secret_keys, placeholders)
-
-
 def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
                 project_dir: Path = PROJECT_DIR) -> Run:
     """Run __main__.py of `project_dir` for `stack` under mocks and return what it declared.
@@ -312,35 +199,10 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
 def run_stack(stack: str, project_dir: Path = PROJECT_DIR, secrets: Optional[dict[str, str]] = None,
               overrides: Optional[dict[str, Any]] = None, config_dir: Optional[Path] = None) -> Run:
     """Run the program in `project_dir` with the config of Pulumi.`stack`.yaml in `config_dir`."""
-    config = stack_config(stack, config_dir or project_dir, secrets, overrides)
+    config = stackfiles.stack_config(stack, config_dir or project_dir, secrets, overrides)
     run = run_program(stack, config.values, config.secret_keys, project_dir)
     run.placeholders = config.placeholders
     return run
 
 
 
-def stacks(config_dir: Path = PROJECT_DIR) -> list[str]:
-    """Every stack with a Pulumi.<stack>.yaml, by name."""
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in config_dir.glob("Pulumi.*.yaml"))
-
-
-def settings_for(stack: str, config_dir: Path = PROJECT_DIR) -> settings.Settings:
-    """A stack's validated settings, read from its file as the CLI would (placeholders for
-    secrets), without running the program."""
-    config = stack_config(stack, config_dir)
-    raw, secrets = {}, {}
-    for full, value in config.values.items():
-        namespace, key = full.split(":", 1)
-        if namespace != NAMESPACE:
-            continue
-        if key in settings.SECRET_KEYS:
-            secrets[key] = value
-        else:
-            raw[key] = settings.decode(value)
-    plaintext = frozenset(k for k in secrets if f"{NAMESPACE}:{k}" not in config.secret_keys)
-    return settings.parse(stack, raw, secrets, plaintext)
-
-
-def canary_order(names: list[str], config_dir: Path = PROJECT_DIR) -> list[str]:
-    """Stacks in the order changes should reach them: the smallest rack (the canary) first."""
-    return sorted(names, key=lambda s: (len(settings_for(s, config_dir).rpis), s))

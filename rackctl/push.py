@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from components import settings
 from components.settings.base import lines
 from components.settings.services import Images
-from rackctl import program
+from rackctl import stackfiles
 
 
 class PushError(Exception):
@@ -37,7 +37,7 @@ def validate(service: str, image: str) -> None:
 
 def rewrite(text: str, service: str, image: str) -> str:
     """The stack file's text with images.<service> set to `image`, nothing else touched."""
-    y = program.stack_yaml()
+    y = stackfiles.stack_yaml()
     doc = y.load(text)
     config = doc.setdefault("config", {})
     key = f"{settings.NAMESPACE}:images"
@@ -52,13 +52,13 @@ def rewrite(text: str, service: str, image: str) -> str:
 def push(service: str, image: str, stacks: Sequence[str], config_dir: Path, dry_run: bool, up: bool,
          out=print) -> int:
     validate(service, image)
-    known = program.stacks(config_dir)
+    known = stackfiles.stacks(config_dir)
     unknown = [s for s in stacks if s not in known]
     if unknown:
         raise PushError(f"no stack file for {', '.join(unknown)}; stacks here: {', '.join(known)}")
-    ordered = program.canary_order(list(stacks), config_dir)
+    ordered = stackfiles.canary_order(list(stacks), config_dir)
     if "@sha256:" not in image:
-        pinned = [s for s in ordered if "@sha256:" in (program.settings_for(s, config_dir).images.get(service) or "")]
+        pinned = [s for s in ordered if "@sha256:" in (stackfiles.settings_for(s, config_dir).images.get(service) or "")]
         if pinned:
             raise PushError(f"images.{service} is pinned by digest in {', '.join(pinned)}; give the new image in "
                             f"the same form, <repository>:<tag>@sha256:<digest> (`docker buildx imagetools inspect "

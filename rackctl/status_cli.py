@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from rackctl import program, status, status_views
+from rackctl import stackfiles, status, status_views
 
 CLEAR = "\x1b[H\x1b[2J"
 
@@ -34,7 +34,7 @@ def run(stack: str, config_dir: Path, kubeconfig: Optional[str], fmt: str, out: 
         raise status.StatusError("--out is for --format html; text and json go to stdout")
     if interval <= 0:
         raise status.StatusError(f"--interval: expected a number of seconds above 0, got {interval:g}")
-    rack = program.settings_for(stack, config_dir)  # an unknown or bad stack stops here, before any cluster
+    rack = stackfiles.settings_for(stack, config_dir)  # an unknown or bad stack stops here, before any cluster
     swarming = rack.enabled("swarming")
     colour = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     code = 0

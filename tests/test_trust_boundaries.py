@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from rackctl import hostkeys, program, render
+from rackctl import hostkeys, render, stackfiles
 from tests.conftest import PLANTED, ROOT
 from tests.test_rackctl_tools import STACK_FILES, rackctl
 
@@ -163,7 +163,7 @@ def test_strict_check_fails_on_a_host_without_a_pinned_key_naming_it(stack_dir):
 
 def test_the_example_stacks_pin_every_host(stack_dir):
     for stack in ("rack1", "rack2"):
-        parsed = program.settings_for(stack, stack_dir)
+        parsed = stackfiles.settings_for(stack, stack_dir)
         assert [h for h in parsed.ssh_hosts() if not h[3]] == [], stack
 
 
@@ -189,7 +189,7 @@ def test_hostkeys_pins_shelf_pis_in_overrides_and_lists_the_default_router(stack
             "  skolo:k3sVersion: v1.31.6+k3s1\n  skolo:services:\n    metadata: {enabled: false}\n"
             "    alertToPubsub: {enabled: false}\n    powerCycle: {enabled: false}\n    swarming: {enabled: false}\n")
     (stack_dir / "Pulumi.r.yaml").write_text(text)
-    parsed = program.settings_for("r", stack_dir)
+    parsed = stackfiles.settings_for("r", stack_dir)
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
     pinned = hostkeys.pin(text, {("jumphost", "jh"): key, ("Pi", "skia-rpi2-r-shelf1-002"): key,
                                  ("edgerouter (routerBackup)", "router"): key}, parsed)
@@ -200,4 +200,4 @@ def test_hostkeys_pins_shelf_pis_in_overrides_and_lists_the_default_router(stack
     assert config["skolo:services"]["routerBackup"]["devices"] == [
         {"name": "router", "address": "192.168.1.1", "kind": "edgerouter", "user": "admin", "hostKey": key}]
     (stack_dir / "Pulumi.r.yaml").write_text(pinned)
-    assert program.settings_for("r", stack_dir).rpis[1].host_key == key
+    assert stackfiles.settings_for("r", stack_dir).rpis[1].host_key == key
