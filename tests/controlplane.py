@@ -134,7 +134,7 @@ class ControlPlane:
         self.url = f"https://127.0.0.1:{self.port}"
         self.ca = self.dir / "ca.crt"
         self._identities: dict[str, Identity] = {}
-        self._sessions: dict[str, requests.Session] = {}
+        self._sessions: dict[tuple[str, int], requests.Session] = {}
 
     # Certificates ----------------------------------------------------------------------
 
@@ -302,13 +302,16 @@ class ControlPlane:
     # Clients ---------------------------------------------------------------------------
 
     def session(self, who: Identity) -> requests.Session:
-        if who.user not in self._sessions:
+        """One per identity and thread (the stand-in kubelet's thread and the test's never share
+        one: requests does not promise a Session is safe across threads)."""
+        key = (who.user, threading.get_ident())
+        if key not in self._sessions:
             s = requests.Session()
             s.cert = (str(who.cert), str(who.key))
             s.verify = str(self.ca)
             s.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise replace `verify`; no proxies either
-            self._sessions[who.user] = s
-        return self._sessions[who.user]
+            self._sessions[key] = s
+        return self._sessions[key]
 
     def request(self, method: str, path: str, body: Any = None, *, who: Optional[Identity] = None,
                 content_type: str = "application/json", params: Optional[dict] = None) -> requests.Response:
@@ -362,9 +365,9 @@ class StandInKubelet:
         self.nodes: dict[str, StandInNode] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.errors: list[str] = []
         self._thread = threading.Thread(target=self._loop, name="standin-kubelet", daemon=True)
         self._thread.start()
-        self.errors: list[str] = []
 
     def node_identity(self, name: str) -> Identity:
         return self.cp.identity(f"system:node:{name}", ["system:nodes"])
@@ -388,15 +391,14 @@ class StandInKubelet:
         self.post_status(node)
         self._renew(node)
 
-    def post_status(self, node: StandInNode, ready: bool = True) -> None:
+    def post_status(self, node: StandInNode) -> None:
         stamp = now()
         conditions = [{"type": kind, "status": "False", "reason": reason, "lastHeartbeatTime": stamp,
                        "lastTransitionTime": stamp, "message": reason}
                       for kind, reason in (("MemoryPressure", "KubeletHasSufficientMemory"),
                                            ("DiskPressure", "KubeletHasNoDiskPressure"),
                                            ("PIDPressure", "KubeletHasSufficientPID"))]
-        conditions.append({"type": "Ready", "status": "True" if ready else "False",
-                           "reason": "KubeletReady" if ready else "KubeletNotReady", "lastHeartbeatTime": stamp,
+        conditions.append({"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": stamp,
                            "lastTransitionTime": stamp, "message": "stand-in kubelet"})
         status = {"status": {
             "conditions": conditions,
@@ -440,19 +442,15 @@ class StandInKubelet:
         if not r.ok and r.status_code != 409:
             self.errors.append(f"lease {node.name}: {r.status_code} {r.text[:200]}")
 
-    def _finish_deletions(self, pods: dict) -> None:
-        with self._lock:
-            alive = {n for n, node in self.nodes.items() if node.alive}
+    def _finish_deletions(self, pods: dict, alive: dict[str, StandInNode]) -> None:
         for pod in pods.get("items", []):
             meta = pod["metadata"]
             if meta.get("deletionTimestamp") and pod["spec"].get("nodeName") in alive:
                 self.cp.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
                                 {"gracePeriodSeconds": 0}, who=self.node_identity(pod["spec"]["nodeName"]))
 
-    def _run_pods(self, pods: dict) -> None:
+    def _run_pods(self, pods: dict, alive: dict[str, StandInNode]) -> None:
         """What a kubelet reports of a pod bound to its live Node: its containers started, Running."""
-        with self._lock:
-            alive = {n for n, node in self.nodes.items() if node.alive}
         for pod in pods.get("items", []):
             meta, spec, status = pod["metadata"], pod["spec"], pod.get("status") or {}
             if spec.get("nodeName") not in alive or meta.get("deletionTimestamp") or status.get("phase") != "Pending":
@@ -461,7 +459,7 @@ class StandInKubelet:
                 continue  # a Job's pod: nothing here would run it to completion
             stamp = now()
             self.cp.request("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status", {"status": {
-                "phase": "Running", "startTime": stamp, "hostIP": self.nodes[spec["nodeName"]].address,
+                "phase": "Running", "startTime": stamp, "hostIP": alive[spec["nodeName"]].address,
                 "conditions": [{"type": t, "status": "True", "lastTransitionTime": stamp}
                                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
                 "containerStatuses": [{"name": c["name"], "image": c["image"], "imageID": "", "ready": True,
@@ -492,15 +490,15 @@ class StandInKubelet:
         last_renew = 0.0
         while not self._stop.wait(1.0):
             try:
+                with self._lock:  # this pass's live Nodes, as they are now
+                    alive = {name: node for name, node in self.nodes.items() if node.alive}
                 if time.monotonic() - last_renew > 4:
-                    with self._lock:
-                        live = [n for n in self.nodes.values() if n.alive]
-                    for node in live:
+                    for node in alive.values():
                         self._renew(node)
                     last_renew = time.monotonic()
                 pods = self.cp.get("/api/v1/pods") or {}
-                self._finish_deletions(pods)
-                self._run_pods(pods)
+                self._finish_deletions(pods, alive)
+                self._run_pods(pods, alive)
                 self._provision()
             except Exception as e:  # keep serving; a test that cares reads .errors
                 self.errors.append(repr(e))
