@@ -14,7 +14,6 @@ whose consumer (Skia's alert-manager) already groups and silences.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass, field
 from typing import Optional
 

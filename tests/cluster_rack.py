@@ -16,6 +16,7 @@ program's scripts give), for the stand-in kubelet to register.
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -75,8 +76,7 @@ class LiveRack:
         declared, then delete what is no longer declared (dependents first), each waited for."""
         wanted = {key_of(o): o for o in objs}
         self._change_policies([o for o in objs if o["kind"] in POLICY_KINDS and self.applied.get(key_of(o)) != o], [])
-        result = self.cp.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts",
-                                 "-f", "-", input=as_list(objs), check=False) if objs else None
+        result = self.apply(objs, check=False) if objs else None
         assert result is None or result.returncode == 0, f"the API server refused the stack's objects:\n{result.stderr}"
         gone = sorted((k for k in self.applied if k not in wanted), key=lambda k: (-ORDER.index(k[0]), k))
         doomed = [self.applied[k] for k in gone if k[0] != "Node" and k[0] not in POLICY_KINDS]
@@ -102,16 +102,22 @@ class LiveRack:
         with self.cp.controllers_paused():
             before = self.cp.policy_refreshes()
             if changed:
-                self.cp.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts",
-                                "-f", "-", input=as_list(changed))
+                self.apply(changed)
             if deleted:
                 self.cp.kubectl("delete", "--ignore-not-found", "--wait=true", "-f", "-", input=as_list(deleted))
             self.cp.wait_policies_recompiled(before)
 
+    def apply(self, objs: list[dict], *, dry_run: bool = False, force: bool = True,
+              check: bool = True) -> subprocess.CompletedProcess:
+        """Server-side apply as the provider does it (its field manager; conflicts forced unless
+        `force` is False), in `objs`' order; `dry_run`: the server judges it and stores nothing."""
+        return self.cp.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}",
+                               *(["--force-conflicts"] if force else []), *(["--dry-run=server"] if dry_run else []),
+                               "-f", "-", input=as_list(objs), check=check)
+
     def _drop_patch(self, node: str) -> None:
         """What deleting a NodePatch does: apply it again owning nothing, so its labels go."""
-        self.cp.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-",
-                        input=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}))
+        self.apply([{"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}])
 
     def destroy(self) -> None:
         self.converge([])
@@ -136,10 +142,7 @@ class LiveRack:
                         "--force", "--ignore-not-found")
 
     def pods(self, namespace: Optional[str] = None, app: Optional[str] = None) -> list[dict]:
-        args = ["get", "pods", *(["-n", namespace] if namespace else ["-A"])]
-        if app:
-            args += ["-l", f"{kube.APP_LABEL}={app}"]
-        return [p for p in self.cp.json(*args)["items"] if not p["metadata"].get("deletionTimestamp")]
+        return pods(self.cp, namespace, app)
 
     def wait_no_bot(self, node: str, timeout: float = 60) -> None:
         """Wait until no swarming bot is on `node` (the DaemonSet controller takes it away)."""
@@ -160,14 +163,21 @@ def rack_nodes(rack: settings.Settings) -> list[StandInNode]:
     return [jumphost, *pis]
 
 
+def pods(cp: ControlPlane, namespace: Optional[str] = None, app: Optional[str] = None) -> list[dict]:
+    """The pods of `app` in `namespace` (every namespace when None) that are not being deleted."""
+    args = ["get", "pods", *(["-n", namespace] if namespace else ["-A"])]
+    if app:
+        args += ["-l", f"{kube.APP_LABEL}={app}"]
+    return [p for p in cp.json(*args)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
 def scheduled(cp: ControlPlane, namespace: str, app: str, count: int, timeout: float = 90) -> list[dict]:
     """Wait until `count` pods of `app` are bound to a Node; those pods. A timeout says why the
     scheduler left the others (their PodScheduled condition)."""
     seen: list[dict] = []
 
     def bound():
-        seen[:] = [p for p in cp.json("get", "pods", "-n", namespace, "-l", f"{kube.APP_LABEL}={app}")["items"]
-                   if not p["metadata"].get("deletionTimestamp")]
+        seen[:] = pods(cp, namespace, app)
         placed = [p for p in seen if p["spec"].get("nodeName")]
         return placed if len(placed) == count else None
     try:

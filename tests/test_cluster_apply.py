@@ -5,13 +5,11 @@ config applies over the rack before it, as `pulumi up` would make it (tests/clus
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from components import settings
 from components.prometheus import data_claim
-from tests.cluster_rack import as_list, objects, rack_nodes, scheduled, warnings
+from tests.cluster_rack import objects, rack_nodes, scheduled, warnings
 from tests.conftest import PLANTED, stack_raw
 from tests.controlplane import wait_for
 
@@ -25,8 +23,7 @@ def applies_cleanly(control_plane, run_stack, stack: str) -> None:
     applied = live.bring_up(stack, rack_nodes(settings.parse(stack, stack_raw(stack), PLANTED)), objs)
     assert warnings(applied.stderr) == []
     # Applying the same objects again is a no-op for the server: a second `pulumi up` changes nothing.
-    again = cp.kubectl("apply", "--server-side", "--field-manager=pulumi-kubernetes", "--dry-run=server",
-                       "-f", "-", input=as_list(objs))
+    again = live.apply(objs, dry_run=True, force=False)
     assert "serverside-applied" in again.stdout and warnings(again.stderr) == []
     for obj in objs:
         kind, meta = obj["kind"], obj["metadata"]
@@ -38,14 +35,22 @@ def test_rack2_applies_with_no_error_and_no_warning(control_plane, run_stack):
     applies_cleanly(control_plane, run_stack, "rack2")  # and stays live for the operator's changes
 
 
-def test_operator_changes_apply_over_the_live_rack(control_plane, run_stack):
+@pytest.fixture
+def rack2_live(control_plane, run_stack):
+    """(cp, live): rack2 on the cluster as its stack declares it, applied anew only when another
+    stack (or a changed rack2) is what is live."""
+    cp, _, live = control_plane
+    if live.stack != "rack2":
+        live.bring_up("rack2", rack_nodes(settings.parse("rack2", stack_raw("rack2"), PLANTED)),
+                      objects(run_stack("rack2")))
+    return cp, live
+
+
+def test_operator_changes_apply_over_the_live_rack(rack2_live, run_stack):
     """rack2 live; then an image push, a service switched off and on, a Pi removed, a storage
     size changed: each converges on the real server with no error or warning."""
-    cp, kubelet, live = control_plane
+    cp, live = rack2_live
     raw = stack_raw("rack2")
-    rack = settings.parse("rack2", raw, PLANTED)
-    if live.stack != "rack2":
-        live.bring_up("rack2", rack_nodes(rack), objects(run_stack("rack2")))
     scheduled(cp, "metadata", "metadata", 1)
 
     pushed = "gcr.io/skia-public/metadata:2021-09-05T00_00_00Z-skolo-1111111-clean"
@@ -81,22 +86,17 @@ def test_operator_changes_apply_over_the_live_rack(control_plane, run_stack):
     live.converge(objects(run_stack("rack2")), "rack2")
 
 
-def test_the_api_server_refuses_a_claim_resized_in_place(control_plane, run_stack):
+def test_the_api_server_refuses_a_claim_resized_in_place(rack2_live):
     """Why the claim is named by its size: the same claim with a new size is refused (local-path
     does not expand volumes), and `pulumi up` would stop part-way."""
-    cp, kubelet, live = control_plane
-    if live.stack != "rack2":
-        live.bring_up("rack2", rack_nodes(settings.parse("rack2", stack_raw("rack2"), PLANTED)),
-                      objects(run_stack("rack2")))
+    cp, live = rack2_live
     # As on a live rack: the claim bound to the volume made for it on the jumphost.
     claim = wait_for(lambda: (c := cp.json("get", "pvc", data_claim("5Gi"), "-n", "monitoring"))["status"].get(
         "phase") == "Bound" and c, 90, "Prometheus's claim bound")
     claim["spec"]["resources"]["requests"]["storage"] = "8Gi"
-    result = cp.kubectl("apply", "--server-side", "--field-manager=pulumi-kubernetes", "--force-conflicts", "-f", "-",
-                        input=json.dumps({
-                            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                            "metadata": {"name": claim["metadata"]["name"], "namespace": "monitoring"},
-                            "spec": claim["spec"]}), check=False)
+    result = live.apply([{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                          "metadata": {"name": claim["metadata"]["name"], "namespace": "monitoring"},
+                          "spec": claim["spec"]}], check=False)
     assert result.returncode != 0
     assert "only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must " \
            "support resize" in result.stderr
