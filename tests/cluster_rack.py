@@ -158,9 +158,12 @@ def rack_nodes(rack: settings.Settings) -> list[StandInNode]:
     config gives it, each Pi with the labels its agent config gives it (components/fleet.py)."""
     jumphost = StandInNode(rack.jumphost.name, rack.jumphost.lan_address, rack.k3s_version, arch="amd64",
                            labels={kube.ROLE_LABEL: kube.ROLE_JUMPHOST})
-    pis = [StandInNode(pi.name, pi.address, rack.k3s_version, labels={kube.ROLE_LABEL: kube.ROLE_RPI})
-           for pi in rack.rpis]
-    return [jumphost, *pis]
+    return [jumphost, *(pi_node(pi.name, pi.address, rack.k3s_version) for pi in rack.rpis)]
+
+
+def pi_node(name: str, address: str, version: str) -> StandInNode:
+    """A Pi's Node as its agent registers it, with the label its config gives it (components/fleet.py)."""
+    return StandInNode(name, address, version, labels={kube.ROLE_LABEL: kube.ROLE_RPI})
 
 
 def pods(cp: ControlPlane, namespace: Optional[str] = None, app: Optional[str] = None) -> list[dict]:

@@ -22,7 +22,7 @@ import pytest
 
 from components import hostscripts, kube
 from rackctl.program import Run
-from tests.cluster_rack import scheduled
+from tests.cluster_rack import pi_node, scheduled
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.cluster, pytest.mark.skipif(
@@ -189,7 +189,5 @@ def test_removing_a_pi_drains_it_and_deletes_its_node_even_when_it_is_dead(rack1
         else:
             assert "could not reach" in result.stderr
     finally:
-        from tests.controlplane import StandInNode
-        kubelet.register(StandInNode(gone.name, gone.address, rack.k3s_version,
-                                     labels={kube.ROLE_LABEL: kube.ROLE_RPI}))
+        kubelet.register(pi_node(gone.name, gone.address, rack.k3s_version))
     scheduled(cp, "swarming", "swarming", len(rack.rpis))

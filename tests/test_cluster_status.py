@@ -15,7 +15,8 @@ import pytest
 
 from components import kube
 from tests.conftest import ROOT
-from tests.controlplane import StandInNode, wait_for
+from tests.cluster_rack import pi_node
+from tests.controlplane import wait_for
 
 pytestmark = pytest.mark.cluster
 NEWER = "v1.31.9+k3s1"
@@ -105,8 +106,7 @@ def test_drained_as_configured_is_amber_and_drained_by_hand_is_drift(rack1_live,
 def test_notready_unknown_missing_and_skewed_are_drift(rack1_live, tmp_path):
     cp, kubelet, live, rack, _ = rack1_live
     dead, gone, old = rack.rpis[10].name, rack.rpis[20], rack.rpis[30].name
-    stranger = StandInNode("skia-rpi2-rack1-shelf9-001", "192.168.1.250", rack.k3s_version,
-                           labels={kube.ROLE_LABEL: kube.ROLE_RPI})
+    stranger = pi_node("skia-rpi2-rack1-shelf9-001", "192.168.1.250", rack.k3s_version)
     kubelet.kill(dead)
     kubelet.register(stranger)
     live.retire(gone.name)
@@ -126,10 +126,8 @@ def test_notready_unknown_missing_and_skewed_are_drift(rack1_live, tmp_path):
             f"runs v1.31.5+k3s1, config pins {rack.k3s_version}"]
         assert [u["name"] for u in doc["unknown"]] == [stranger.name]
     finally:
-        kubelet.register(StandInNode(gone.name, gone.address, rack.k3s_version,
-                                     labels={kube.ROLE_LABEL: kube.ROLE_RPI}))
-        kubelet.register(StandInNode(dead, rack.rpis[10].address, rack.k3s_version,
-                                     labels={kube.ROLE_LABEL: kube.ROLE_RPI}))
+        kubelet.register(pi_node(gone.name, gone.address, rack.k3s_version))
+        kubelet.register(pi_node(dead, rack.rpis[10].address, rack.k3s_version))
         kubelet.set_version(old, rack.k3s_version)
         live.retire(stranger.name)
     wait_for(lambda: status(cp, tmp_path)[0] == 0, 90, "the rack back to green")
