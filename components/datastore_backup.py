@@ -58,6 +58,8 @@ class DatastoreBackup(pulumi.ComponentResource):
                   kube.Mount("server", "/server", host_path=SERVER_DIR, host_path_type="Directory"),
                   kube.Mount("node", "/node", host_path=NODE_DIR, host_path_type="Directory")]
         if args.destination.startswith("gs://"):
+            if args.service_account_key is None:  # the settings require it; a component used alone may not
+                raise ValueError(f"datastore backup to {args.destination} needs service_account_key")
             key_env, key_mount = kit.google_key("datastore-backup-sa", args.service_account_key)
             env.update(key_env)
             mounts.append(key_mount)

@@ -109,7 +109,7 @@ class Bundle:
                 tar.addfile(info, io.BytesIO(data))
         return gzip.compress(raw.getvalue(), mtime=0)
 
-    def call(self, script: str, current: bool = False, **params: Union[str, int]) -> str:
+    def call(self, script: str, params: Mapping[str, Union[str, int]], current: bool = False) -> str:
         """`sudo -n <bundle>/run SCRIPT KEY=VALUE...`: this bundle's, or whichever is current on the
         jumphost (for a delete, which runs long after the bundle it was declared with)."""
         where = f"{BUNDLES}/{'current' if current else self.hash}/run"
@@ -136,7 +136,14 @@ def bundle(settings: Mapping[str, Union[str, int]]) -> Bundle:
 def unbundle(archive_base64: str) -> dict[str, str]:
     """The files of a bundle archive as a jumphost receives it (render shows them)."""
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(archive_base64)))) as tar:
-        return {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
+        return {m.name: _read(tar, m) for m in tar.getmembers()}
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> str:
+    data = tar.extractfile(member)
+    if data is None:
+        raise ValueError(f"bundle member {member.name!r} is not a regular file")
+    return data.read().decode()
 
 
 def unwrap_call(command: str) -> tuple[str, str, dict[str, str]]:

@@ -48,9 +48,9 @@ class RpiAgent(pulumi.ComponentResource):
         pi = {"NODE_NAME": args.node_name, "ADDRESS": args.address, "HOST_KEY": args.host_key or ""}
         self.node = remote.run(
             f"{name}-node", connection=args.jumphost,
-            create=args.bundle.call("pi-node", **pi, K3S_VERSION=args.k3s_version, STATE=args.state,
-                                    REJOIN=args.rejoin),
-            delete=args.bundle.call("pi-remove", current=True, **pi),
+            create=args.bundle.call("pi-node", {**pi, "K3S_VERSION": args.k3s_version, "STATE": args.state,
+                                                "REJOIN": args.rejoin}),
+            delete=args.bundle.call("pi-remove", pi, current=True),
             triggers=[args.rejoin],
             opts=pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None,
                                         delete_before_replace=True))

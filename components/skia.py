@@ -126,7 +126,7 @@ def image_problem(program: Program, image: str) -> Optional[str]:
         return (f"this service runs {program.program} from Skia's {program.image} image "
                 f"(gcr.io/skia-public/{program.image}), got {image!r}")
     built, (first, last) = tag_date(image), program.built
-    if built and (built < first or (last and built > last)):
+    if built and not _within(built, program.built):
         stretch = f"{first} .. {last}" if last else f"{first} and later"
         return (f"{image!r} was built on {built}; the flags this rack passes to {program.program} are known for "
                 f"images of {stretch} ({program.source})")
@@ -136,5 +136,9 @@ def image_problem(program: Program, image: str) -> Optional[str]:
 def swarming_era_for(image: str) -> Optional[str]:
     """The era an image's tag date falls in, or None when the tag has no date."""
     built = tag_date(image)
-    return next((key for key, era in SWARMING_ERAS.items()
-                 if built and era.program.built[0] <= built <= era.program.built[1]), None)
+    return next((key for key, era in SWARMING_ERAS.items() if built and _within(built, era.program.built)), None)
+
+
+def _within(built: date, window: tuple[date, Optional[date]]) -> bool:
+    first, last = window
+    return first <= built and (last is None or built <= last)

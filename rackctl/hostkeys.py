@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from components import settings
+from components.settings.hosts import Jumphost
 from rackctl import stackfiles
 
 PREFERENCE = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa")
@@ -59,7 +60,7 @@ def _run(argv: list[str], what: str) -> str:
     return result.stdout
 
 
-def scan(jumphost: settings.hosts.Jumphost, pinned_key: str | None, addresses: Sequence[str],
+def scan(jumphost: Jumphost, pinned_key: str | None, addresses: Sequence[str],
          ssh_options: Sequence[str]) -> tuple[str, dict[str, str]]:
     """The jumphost's key (pinned, or read now), and what the jumphost reads of `addresses`."""
     if pinned_key is None:
@@ -100,7 +101,7 @@ def pin(text: str, keys: dict[tuple[str, str], str], parsed: settings.Settings) 
             block = config.setdefault(f"{ns}:services", {}).setdefault(service, {})
             if kind not in block:  # the default router, which the stack file does not list yet
                 block[kind] = [{"name": d.name, "address": d.address, "kind": d.kind, "user": d.user}
-                               for d in parsed.services.router_backup.devices]
+                               for d in parsed.services.router_backup.devices or ()]
             next(d for d in block[kind] if d["name"] == name)["hostKey"] = key
     out = io.StringIO()
     y.dump(doc, out)

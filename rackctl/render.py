@@ -105,7 +105,8 @@ def kubernetes_objects(run: Run) -> dict[str, dict]:
         for key in sorted(r.inputs):
             if key not in manifest:
                 manifest[key] = _placeholders(r.inputs[key]) if key in r.secret_inputs else _canonical(r.inputs[key])
-        meta = manifest.get("metadata") or {}
+        meta = manifest.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         ns = meta.get("namespace", "_cluster")
         name = str(meta.get('name', r.name)).replace(':', '_')
         files[f"kubernetes/{ns}/{manifest.get('kind', r.type)}-{name}.yaml"] = manifest

@@ -50,9 +50,9 @@ def config_block() -> dict:
     for field in Settings.model_fields.values():
         decl = _pulumi_type(field.annotation)
         if not field.is_required():
-            if field.default is None:  # the CLI reads a null default as none, and then requires the key
+            if field.get_default(call_default_factory=True) is None:  # the CLI reads a null default as none, and then requires the key
                 raise ValueError(f"{field.alias}: give it a default Pulumi.yaml can declare (not None)")
-            decl["default"] = _default(field.default)
+            decl["default"] = _default(field.get_default(call_default_factory=True))
         decl["description"] = _words(field.description or "")
         block[f"{NAMESPACE}:{field.alias}"] = decl
     for spec in SECRETS:

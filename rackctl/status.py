@@ -277,7 +277,7 @@ def read_cluster(stack: str, kubeconfig: Optional[str], swarming: bool) -> tuple
     if cluster.strip() != stack:
         raise StatusError(f"the kubeconfig is for cluster {cluster.strip()!r}, not {stack!r}; refusing to hold "
                           f"{stack}'s config against another rack")
-    reads = [("get", "nodes", "-o", "json", f"--request-timeout={REQUEST_TIMEOUT}")]
+    reads: list[tuple[str, ...]] = [("get", "nodes", "-o", "json", f"--request-timeout={REQUEST_TIMEOUT}")]
     if swarming:
         reads.append(("get", "pods", "-n", SWARMING_NAMESPACE, "-o", "json", f"--request-timeout={REQUEST_TIMEOUT}"))
     # Both at once: on a 1000-Pi rack each is about a second of kubectl printing JSON.

@@ -53,9 +53,8 @@ class Kit:
     def of(cls, component: pulumi.Resource, args, opts: Optional[pulumi.ResourceOptions]) -> "Kit":
         """The kit of a service component: its Args' provider, namespace and pull key, and the
         component's own depends_on (children do not inherit it)."""
-        after = (opts.depends_on if opts else None) or []
-        after = list(after) if isinstance(after, (list, tuple)) else [after]
-        return cls(component, args.provider, args.namespace, args.image_pull_key, depends_on=after)
+        return cls(component, args.provider, args.namespace, args.image_pull_key,
+                   depends_on=_resources(opts.depends_on if opts else None))
 
     def for_parent(self, parent: pulumi.Resource) -> "Kit":
         """The same namespace and provider, for a child component's objects."""
@@ -236,3 +235,13 @@ def _dockerconfigjson(key: str) -> str:
     """A gcr.io pull secret from a service-account JSON key (user _json_key)."""
     auth = base64.b64encode(f"_json_key:{key}".encode()).decode()
     return json.dumps({"auths": {"gcr.io": {"username": "_json_key", "password": key, "auth": auth}}})
+
+
+def _resources(depends_on: object) -> list[pulumi.Resource]:
+    """A component's depends_on as the resources its children wait for (the program passes
+    resources, never an Output of them: children cannot wait on what is not known yet)."""
+    items = depends_on if isinstance(depends_on, (list, tuple)) else [] if depends_on is None else [depends_on]
+    for item in items:
+        if not isinstance(item, pulumi.Resource):
+            raise TypeError(f"a component's depends_on must list resources, got {type(item).__name__}")
+    return [item for item in items if isinstance(item, pulumi.Resource)]

@@ -69,6 +69,8 @@ class Peer:
         if self.cidr:
             return k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(
                 cidr=self.cidr, except_=list(self.except_) or None))
+        if self.namespace is None:
+            raise ValueError(f"a peer names a namespace or an address block: {self}")
         app_key = "k8s-app" if self.app == "kube-dns" else APP_LABEL  # CoreDNS carries k8s-app=kube-dns
         return k8s.networking.v1.NetworkPolicyPeerArgs(
             namespace_selector=meta(match_labels={NAMESPACE_LABEL: self.namespace}),

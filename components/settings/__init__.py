@@ -40,7 +40,7 @@ def parse(stack: str, raw: Mapping[str, Any], secrets: Mapping[str, Optional[str
     except ValidationError as e:
         settings, problems = None, lines(e)
     secret_problems, good = _secrets.check(settings, secrets, plaintext_secrets)
-    if problems + secret_problems:
+    if settings is None or secret_problems:
         raise ConfigError(stack, problems + secret_problems)
     settings._rack, settings._secrets = stack, good
     return settings

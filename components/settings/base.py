@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Iterable
 
 import pulumi
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from components.settings.fields import NAMESPACE, fail, show, type_name
 
@@ -59,7 +59,7 @@ class Model(BaseModel):
 
     @classmethod
     def yaml_keys(cls) -> list[str]:
-        return [f.alias for f in cls.model_fields.values()]
+        return [f.alias or name for name, f in cls.model_fields.items()]
 
     @classmethod
     def unknown(cls, key: str) -> str:
@@ -77,7 +77,7 @@ class Model(BaseModel):
         try:
             result = handler(data)
         except ValidationError as e:  # re-raised with the unknown keys, so every problem shows at once
-            unknown = [InitErrorDetails(type=PydanticCustomError(x["type"], "{message}", x["ctx"])
+            unknown = [InitErrorDetails(type=PydanticCustomError(x["type"], "{message}", x.get("ctx"))
                                         if x["type"] in _OURS else x["type"], loc=x["loc"], input=x.get("input"))
                        for x in e.errors()] + unknown
         if unknown:
@@ -108,17 +108,22 @@ def _path(loc: Iterable) -> str:
     return out
 
 
+def _context(error: ErrorDetails) -> dict[str, Any]:
+    """The context our own error types always carry (pydantic's own may have none)."""
+    return error.get("ctx") or {}
+
+
 def lines(error: ValidationError, prefix: tuple = ()) -> list[str]:
     """One `path: message` line per problem; `prefix` is where the validated value sits."""
     out = []
     for e in error.errors():
         loc = prefix + tuple(e["loc"])
         if e["type"] == "skolo_rules":
-            out += [f"{_path(loc + tuple(rel))}: {message}" for rel, message in e["ctx"]["problems"]]
+            out += [f"{_path(loc + tuple(rel))}: {message}" for rel, message in _context(e)["problems"]]
         elif e["type"] == "missing":
             out.append(f"{_path(loc)}: {_BUILT_IN['missing']}" + (" (see Pulumi.rack1.yaml)" if len(loc) == 1 else ""))
         elif e["type"] in _BUILT_IN:
             out.append(f"{_path(loc)}: {_BUILT_IN[e['type']]}, got {type_name(e['input'])} {show(e['input'])}")
         else:
-            out.append(f"{_path(loc)}: {e['ctx']['message'] if e['type'] == 'skolo' else e['msg']}")
+            out.append(f"{_path(loc)}: {_context(e)['message'] if e['type'] == 'skolo' else e['msg']}")
     return out

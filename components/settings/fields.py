@@ -7,7 +7,7 @@ import base64
 import ipaddress
 import json
 import re
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional, Union
 from urllib.parse import urlsplit
 
 from pydantic import PlainValidator
@@ -32,8 +32,9 @@ def type_name(value: Any) -> str:
             float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
-def scalar(base: type, expected: str, check: Callable[[Any], Any], hint: str = ""):
-    """A config type: `check` returns the clean value, or None (or raises) for a bad one."""
+def scalar(expected: str, check: Callable[[Any], Any], hint: str = "") -> PlainValidator:
+    """The validator of a config type, `Annotated[str, scalar(...)]`: `check` returns the clean
+    value, or None (or raises) for a bad one."""
 
     def validate(value: Any) -> Any:
         try:
@@ -44,7 +45,7 @@ def scalar(base: type, expected: str, check: Callable[[Any], Any], hint: str = "
             raise fail(f"expected {expected}, got {show(value)}{hint}")
         return result
 
-    return Annotated[base, PlainValidator(validate)]
+    return PlainValidator(validate)
 
 
 def matching(pattern: str) -> Callable[[Any], Any]:
@@ -55,22 +56,23 @@ def _int(test: Callable[[int], bool]) -> Callable[[Any], Any]:
     return lambda v: v if isinstance(v, int) and not isinstance(v, bool) and test(v) else None
 
 
-def count(minimum: int, maximum: Optional[int] = None):
-    return scalar(int, f"a whole number from {minimum} to {maximum}" if maximum else f"a whole number of at least "
+def count(minimum: int, maximum: Optional[int] = None) -> PlainValidator:
+    """`Annotated[int, count(1)]`: a whole number in range (a boolean is not one)."""
+    return scalar(f"a whole number from {minimum} to {maximum}" if maximum else f"a whole number of at least "
                        f"{minimum}", _int(lambda v: minimum <= v <= (maximum or v)))
 
 
-def url(*schemes: str):
+def url(*schemes: str) -> PlainValidator:
     def check(v: str):
         parts = urlsplit(v.strip())
         parts.port  # noqa: B018 - raises ValueError on a bad port
         return v.strip() if parts.scheme in schemes and parts.hostname else None
 
-    return scalar(str, f"a {' or '.join(schemes)} URL", check)
+    return scalar(f"a {' or '.join(schemes)} URL", check)
 
 
-def one_of(*choices: str):
-    return scalar(str, f"one of {', '.join(choices)}", lambda v: v if v in choices else None)
+def one_of(*choices: str) -> PlainValidator:
+    return scalar(f"one of {', '.join(choices)}", lambda v: v if v in choices else None)
 
 
 def _abs_path(v: str):
@@ -87,43 +89,53 @@ K3S_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _CRON = r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?"
 
-Text = scalar(str, "a non-empty string", lambda v: v.strip() or None)
+Text = Annotated[str, scalar("a non-empty string", lambda v: v.strip() or None)]
 # Words that reach a host script or an ssh command line: no spaces, no leading '-', no shell.
-User = scalar(str, "a user name (letters, digits, '_', '.' and '-', not starting with '-')",
-              matching(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"))
-Host = scalar(str, "an IPv4 address or a DNS name", lambda v: str(ipaddress.IPv4Address(v)) if re.match(
-    r"^[0-9.]+$", v) else matching(r"^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}"
-                                   r"[A-Za-z0-9])?)*$")(v))
-Sha256 = scalar(str, "a SHA-256 checksum (64 hex digits), or '' for none", lambda v: v.lower() if re.match(
-    r"^([0-9a-fA-F]{64})?$", v) else None)
-Bool = scalar(bool, "true or false", lambda v: v if isinstance(v, bool) else None)
-IPv4 = scalar(str, "an IPv4 address", lambda v: str(ipaddress.IPv4Address(v.strip())))
-Network = scalar(str, "an IPv4 network like 192.168.1.0/24", lambda v: str(ipaddress.IPv4Network(v.strip())))
-ClusterNetwork = scalar(str, "an IPv4 network like 10.44.0.0/14", lambda v: str(ipaddress.IPv4Network(v.strip())))
-NodeName = scalar(str, "a node name (RFC 1123: lower-case letters, digits, '-' and '.', starting and ending with a "
-                       "letter or digit)", lambda v: v if len(v) <= 253 and re.match(rf"^{_LABEL}(\.{_LABEL})*$", v)
-                  else None)
-Port = scalar(int, "a TCP port from 1 to 65535", _int(lambda v: 1 <= v <= 65535))
-HostKey = scalar(str, "a host key in authorized_keys format ('ssh-ed25519 AAAA...')", _host_key,
-                 hint="; read it with: ssh-keyscan -t ed25519 HOST")
-K3sVersion = scalar(str, "an exact k3s release like v1.31.6+k3s1", lambda v: v.strip() if K3S_VERSION.match(v.strip())
-                    else None, hint="; channels and 'latest' are refused so every node runs the same, reviewed k3s")
-AbsPath = scalar(str, "an absolute path of letters, digits and ._/@+- without '..'", _abs_path)
-Destination = scalar(str, "gs://BUCKET/FOLDER or an absolute path on the jumphost", lambda v: v.rstrip("/") if re.match(
-    r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[A-Za-z0-9._/-]*)?$", v) else _abs_path(v))
-Image = scalar(str, "a pinned image reference (registry/name:tag or @sha256:...; not :latest)", lambda v: v if re.match(
-    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
-    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})$", v)
-    and not v.endswith(":latest") else None)
-Duration = scalar(str, "a duration like 15s, 30d", matching(r"^([0-9]+(ms|s|m|h|d|w|y))+$"))
-Quantity = scalar(str, "a storage size like 10Gi", matching(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))
-Cron = scalar(str, "a cron schedule of five fields like '0 3 * * *'", lambda v: v if len(v.split()) == 5 and all(
-    re.match(rf"^{_CRON}(,{_CRON})*$", f) for f in v.split()) else None)
-Registry = scalar(str, "a registry prefix ending in '/', like gcr.io/skia-public/",
-                  matching(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*/$"))
-MaxUnavailable = scalar(object, "a number of Pis (at least 1) or a percentage like '5%'", lambda v: _int(
-    lambda n: n >= 1)(v) or (v if re.match(r"^([1-9][0-9]?|100)%$", v) else None))
-Unit = scalar(str, "a systemd unit name like metadata-server, or '' for none",
-              lambda v: v if v == "" else matching(r"^[A-Za-z0-9:_.@][A-Za-z0-9:_.@-]*$")(v))
-Capability = scalar(str, "a Linux capability like NET_ADMIN (named one by one, not ALL)",
-                    lambda v: v if v != "ALL" and v.isupper() and v.replace("_", "").isalpha() else None)
+User = Annotated[str, scalar("a user name (letters, digits, '_', '.' and '-', not starting with '-')",
+                             matching(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"))]
+_DNS_NAME = r"^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$"
+Host = Annotated[str, scalar("an IPv4 address or a DNS name", lambda v: str(ipaddress.IPv4Address(v))
+                             if re.match(r"^[0-9.]+$", v) else matching(_DNS_NAME)(v))]
+Sha256 = Annotated[str, scalar("a SHA-256 checksum (64 hex digits), or '' for none",
+                               lambda v: v.lower() if re.match(r"^([0-9a-fA-F]{64})?$", v) else None)]
+Bool = Annotated[bool, scalar("true or false", lambda v: v if isinstance(v, bool) else None)]
+IPv4 = Annotated[str, scalar("an IPv4 address", lambda v: str(ipaddress.IPv4Address(v.strip())))]
+Network = Annotated[str, scalar("an IPv4 network like 192.168.1.0/24",
+                                lambda v: str(ipaddress.IPv4Network(v.strip())))]
+ClusterNetwork = Annotated[str, scalar("an IPv4 network like 10.44.0.0/14",
+                                       lambda v: str(ipaddress.IPv4Network(v.strip())))]
+NodeName = Annotated[str, scalar("a node name (RFC 1123: lower-case letters, digits, '-' and '.', starting and "
+                                 "ending with a letter or digit)",
+                                 lambda v: v if len(v) <= 253 and re.match(rf"^{_LABEL}(\.{_LABEL})*$", v) else None)]
+Port = Annotated[int, scalar("a TCP port from 1 to 65535", _int(lambda v: 1 <= v <= 65535))]
+HostKey = Annotated[str, scalar("a host key in authorized_keys format ('ssh-ed25519 AAAA...')", _host_key,
+                                hint="; read it with: ssh-keyscan -t ed25519 HOST")]
+K3sVersion = Annotated[str, scalar("an exact k3s release like v1.31.6+k3s1",
+                                   lambda v: v.strip() if K3S_VERSION.match(v.strip()) else None,
+                                   hint="; channels and 'latest' are refused so every node runs the same, reviewed "
+                                        "k3s")]
+AbsPath = Annotated[str, scalar("an absolute path of letters, digits and ._/@+- without '..'", _abs_path)]
+_GS_URL = r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[A-Za-z0-9._/-]*)?$"
+Destination = Annotated[str, scalar("gs://BUCKET/FOLDER or an absolute path on the jumphost",
+                                    lambda v: v.rstrip("/") if re.match(_GS_URL, v) else _abs_path(v))]
+_IMAGE = (r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+          r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})$")
+Image = Annotated[str, scalar("a pinned image reference (registry/name:tag or @sha256:...; not :latest)",
+                              lambda v: v if re.match(_IMAGE, v) and not v.endswith(":latest") else None)]
+Duration = Annotated[str, scalar("a duration like 15s, 30d", matching(r"^([0-9]+(ms|s|m|h|d|w|y))+$"))]
+Quantity = Annotated[str, scalar("a storage size like 10Gi", matching(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))]
+Cron = Annotated[str, scalar("a cron schedule of five fields like '0 3 * * *'", lambda v: v if len(v.split()) == 5
+                             and all(re.match(rf"^{_CRON}(,{_CRON})*$", f) for f in v.split()) else None)]
+Registry = Annotated[str, scalar("a registry prefix ending in '/', like gcr.io/skia-public/",
+                                 matching(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*/$"))]
+MaxUnavailable = Annotated[Union[int, str], scalar(
+    "a number of Pis (at least 1) or a percentage like '5%'",
+    lambda v: _int(lambda n: n >= 1)(v) or (v if re.match(r"^([1-9][0-9]?|100)%$", v) else None))]
+Unit = Annotated[str, scalar("a systemd unit name like metadata-server, or '' for none",
+                             lambda v: v if v == "" else matching(r"^[A-Za-z0-9:_.@][A-Za-z0-9:_.@-]*$")(v))]
+Capability = Annotated[str, scalar("a Linux capability like NET_ADMIN (named one by one, not ALL)",
+                                   lambda v: v if v != "ALL" and v.isupper() and v.replace("_", "").isalpha()
+                                   else None)]
+# Whole numbers the models use most.
+Positive = Annotated[int, count(1)]
+NonNegative = Annotated[int, count(0)]

@@ -9,7 +9,8 @@ from typing import Annotated, Any, Optional, Union
 from pydantic import Discriminator, Tag, model_validator
 
 from components.settings.base import Model, rules, shape
-from components.settings.fields import NAMESPACE, Host, HostKey, IPv4, Network, NodeName, Port, User, count, one_of
+from components.settings.fields import (
+    NAMESPACE, Host, HostKey, IPv4, Network, NodeName, NonNegative, Port, Positive, User, one_of)
 
 PI_STATES = ("active", "cordoned", "drained")
 # A rack LAN is private (RFC 1918) and no wider than this prefix: what the rack opens to its LAN
@@ -62,8 +63,8 @@ class Jumphost(Model):
 
 class PiOverride(Model):
     host_key: Optional[HostKey] = None
-    rejoin: count(0) = 0
-    state: one_of(*PI_STATES) = "active"
+    rejoin: NonNegative = 0
+    state: Annotated[str, one_of(*PI_STATES)] = "active"
 
 
 class Rpi(PiOverride):
@@ -73,9 +74,9 @@ class Rpi(PiOverride):
 
 class Shelf(Model):
     shelf: NodeName
-    count: count(1)
+    count: Positive
     first_address: IPv4
-    start: count(0) = 1
+    start: NonNegative = 1
     overrides: Annotated[dict[str, PiOverride], shape(dict, "an object of node name -> {hostKey, rejoin, state}")] = {}
 
     @model_validator(mode="after")

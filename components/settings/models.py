@@ -8,12 +8,12 @@ import difflib
 import ipaddress
 from typing import Annotated, Any, Optional
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, TypeAdapter, ValidationInfo, WrapValidator, field_validator, model_validator
 
 from components.settings import hosts, places
 from components.settings.base import Model, rules, shape
-from components.settings.fields import K3S_VERSION, NAMESPACE, ClusterNetwork, K3sVersion, Sha256, count, fail, url
-from components.settings.hosts import Jumphost, PiEntry
+from components.settings.fields import NAMESPACE, ClusterNetwork, K3sVersion, Sha256, count, fail, url
+from components.settings.hosts import Jumphost, PiEntry, Rpi
 from components.settings.secrets import SECRET_KEYS, Secret
 from components.settings.services import IMAGE_SERVICES, Guardrails, Images, Services, SkiaService
 
@@ -25,27 +25,35 @@ MOVED = {"legacyMetadataUnit": "services.metadata.legacyUnit"}
 
 class Upgrade(Model):
     # More than a few dozen at once is no longer a roll: the rack's bots all stop together.
-    max_unavailable: count(1, 50) = 4
+    max_unavailable: Annotated[int, count(1, 50)] = 4
+
+
+_PI_ENTRIES = TypeAdapter(Annotated[tuple[PiEntry, ...], shape(
+    list, "a list of {name, address} or {shelf, count, firstAddress} entries")])
+
+
+def _every_pi(entries: Any, handler: Any, info: ValidationInfo) -> tuple[Rpi, ...]:
+    """`skolo:rpis` as written (Pis and shelves) -> every Pi, one per name and address, on the LAN."""
+    return hosts.expand(_PI_ENTRIES.validate_python(entries), info.data.get("jumphost"))
 
 
 class Settings(Model):
     jumphost: Jumphost
     """The jumphost: {name, address (IPv4 or host name), lanAddress (its IPv4 on the rack LAN; default: address),
     user: chrome-bot, port: 22, hostKey (authorized_keys form; pinned when set)}."""
-    rpis: Annotated[tuple[PiEntry, ...], shape(list, "a list of {name, address} or {shelf, count, firstAddress} "
-                                                     "entries")]
+    rpis: Annotated[tuple[Rpi, ...], WrapValidator(_every_pi, json_schema_input_type=tuple[PiEntry, ...])]
     """The rack's Pis: {name, address, hostKey?, rejoin?, state?} or shelves {shelf, count, firstAddress, start?,
     overrides?: {NODE: {hostKey?, rejoin?, state?}}}. Bump rejoin to re-join a re-flashed Pi; state is active
     (default), cordoned or drained."""
     k3s_version: K3sVersion
     """Exact k3s release for every node, e.g. v1.31.6+k3s1. Channels and "latest" are refused; older than installed
     is refused on the host."""
-    k3s_install_script_url: url("https", "http") = "https://get.k3s.io"
+    k3s_install_script_url: Annotated[str, url("https", "http")] = "https://get.k3s.io"
     """Where each host fetches the official k3s install script (a mirror on an air-gapped rack). http:// only with
     k3sInstallScriptSha256."""
     k3s_install_script_sha256: Sha256 = ""
     """SHA-256 of the install script; when set, each host checks the script against it before running it."""
-    api_server: url("https") = Field("", validate_default=True)
+    api_server: Annotated[str, url("https")] = Field("", validate_default=True)
     """URL the Kubernetes provider uses, e.g. https://127.0.0.1:6442 through an SSH tunnel. Empty means
     https://<jumphost address>:6443."""
     cluster_cidr: ClusterNetwork = Field("10.44.0.0/14", validate_default=True)
@@ -58,7 +66,7 @@ class Settings(Model):
     """Per-service settings, each {enabled (default true), ...}. Options and defaults: README."""
     images: Images = Images()
     """Pinned image per image key (README); Skia's own images are required while their service is enabled."""
-    guardrails: Guardrails = Guardrails()
+    guardrails: Guardrails = Guardrails.model_validate({})
     """Admission policies: {enabled, allowedRegistries, hostPaths, hostPathPrefixes (every namespace),
     privilegedNamespaces, hostNetworkNamespaces, rootNamespaces, namespaces: {NS: {hostPaths, hostPathPrefixes,
     privileged, hostNetwork, root, capabilities}}}, additions to what the stack's own pods need, namespace by
@@ -73,11 +81,6 @@ class Settings(Model):
             return f"moved to {NAMESPACE}:{MOVED[key]} (README: config)"
         hint = difflib.get_close_matches(key, cls.yaml_keys() + list(SECRET_KEYS), n=1)
         return "unknown key" + (f" (did you mean {NAMESPACE}:{hint[0]}?)" if hint else "")
-
-    @field_validator("rpis")
-    @classmethod
-    def _one_pi_per_name_and_address_on_the_lan(cls, entries, info: ValidationInfo):
-        return hosts.expand(entries, info.data.get("jumphost"))
 
     @field_validator("api_server", mode="wrap")
     @classmethod
@@ -114,8 +117,9 @@ class Settings(Model):
     @classmethod
     def _bots_are_pis_and_paths_are_safe(cls, services: Services, info: ValidationInfo) -> Services:
         pis, cycle = {pi.name for pi in info.data.get("rpis") or ()}, services.power_cycle
+        strips = {"mpower": cycle.mpower or (), "edgeswitch": cycle.edgeswitch or ()}
         problems = [(("powerCycle", kind, i, "ports", bot), f"not a Pi of this rack ({NAMESPACE}:rpis)")
-                    for kind in ("mpower", "edgeswitch") for i, device in enumerate(getattr(cycle, kind) or ())
+                    for kind, devices in strips.items() for i, device in enumerate(devices)
                     for bot in device.ports if pis and cycle.enabled and bot not in pis]
         problems += places.path_problems(services)
         if "jumphost" in info.data:
@@ -129,7 +133,9 @@ class Settings(Model):
     @classmethod
     def _skia_images_pinned_and_of_the_program_run(cls, images: Images, info: ValidationInfo) -> Images:
         services, problems = info.data.get("services"), []
-        for key, name in IMAGE_SERVICES.items() if services else ():
+        if not isinstance(services, Services):  # broken: its own problems are reported
+            return images
+        for key, name in IMAGE_SERVICES.items():
             service, image = services.named(name), images.get(key)
             if not isinstance(service, SkiaService) or not service.enabled:
                 continue
@@ -167,7 +173,8 @@ class Settings(Model):
     @property
     def k3s_minor(self) -> str:
         """'1.31' for v1.31.6+k3s1: the Kubernetes schema version objects are checked against."""
-        return ".".join(K3S_VERSION.match(self.k3s_version).groups()[:2])
+        major, minor = self.k3s_version[1:].split(".")[:2]  # validated: vMAJOR.MINOR.PATCH+k3sN
+        return f"{major}.{minor}"
 
     def ssh_hosts(self) -> list[tuple[str, str, str, Optional[str]]]:
         """(what, name, address, pinned host key) of every host something of this rack reaches over

@@ -12,32 +12,35 @@ from components import skia
 from components.settings.base import Model, rules, shape
 from components.settings.fields import (
     NAMESPACE, AbsPath, Bool, Capability, Cron, Destination, Duration, HostKey, IPv4, Image, MaxUnavailable, Network,
-    NodeName, Quantity, Registry, Text, Unit, User, count, fail, one_of, scalar, show)
+    NodeName, Positive, Quantity, Registry, Text, Unit, User, count, fail, one_of, scalar, show)
 
 
-def _list_of(model: type[Model]):
-    return Annotated[tuple[model, ...], shape(list, f"a list of {{{', '.join(model.yaml_keys())}}} entries")]
+def _a_list_of(model: type[Model]):
+    return shape(list, f"a list of {{{', '.join(model.yaml_keys())}}} entries")
 
 
 class _ShelfPorts(Model):
     shelf: NodeName
-    count: count(1)
-    first_port: count(1) = 1
+    count: Positive
+    first_port: Positive = 1
 
 
-def _ports(last: int):
-    """bot name -> port 1..last, or {shelf, count, firstPort} for a shelf wired in port order."""
+def _expand_ports(value: Any) -> Any:
+    """bot name -> port, or {shelf, count, firstPort} for a shelf wired in port order."""
+    if isinstance(value, dict) and "shelf" in value:
+        wired = _ShelfPorts.model_validate(value)
+        return {f"{wired.shelf}-{i + 1:03d}": wired.first_port + i for i in range(wired.count)}
+    if not isinstance(value, dict) or not value:
+        raise fail(f"expected bot name -> port, or {{shelf, count, firstPort}}, got {show(value)}")
+    return value
 
-    def expand(value: Any) -> Any:
-        if isinstance(value, dict) and "shelf" in value:
-            wired = _ShelfPorts.model_validate(value)
-            return {f"{wired.shelf}-{i + 1:03d}": wired.first_port + i for i in range(wired.count)}
-        if not isinstance(value, dict) or not value:
-            raise fail(f"expected bot name -> port, or {{shelf, count, firstPort}}, got {show(value)}")
-        return value
 
-    port = scalar(int, f"a port from 1 to {last}", lambda v: v if type(v) is int and 1 <= v <= last else None)
-    return Annotated[dict[str, port], BeforeValidator(expand)]
+def _port_of(last: int):
+    return scalar(f"a port from 1 to {last}", lambda v: v if type(v) is int and 1 <= v <= last else None)
+
+
+_StripPorts = Annotated[dict[str, Annotated[int, _port_of(8)]], BeforeValidator(_expand_ports)]
+_SwitchPorts = Annotated[dict[str, Annotated[int, _port_of(52)]], BeforeValidator(_expand_ports)]
 
 
 class Service(Model):
@@ -48,7 +51,7 @@ class SkiaService(Service):
     """A service running one of Skia's programs; `extraArgs` adds flags that program defines."""
 
     PROGRAM: ClassVar[skia.Program]
-    extra_args: tuple[Text, ...] = None
+    extra_args: Optional[tuple[Text, ...]] = None
 
     def program(self) -> skia.Program:
         return self.PROGRAM
@@ -73,7 +76,7 @@ class Device(Model):
 
     name: NodeName
     address: IPv4
-    kind: one_of("edgerouter", "edgeswitch")
+    kind: Annotated[str, one_of("edgerouter", "edgeswitch")]
     user: User
     path: Optional[AbsPath] = None
     host_key: Optional[HostKey] = None
@@ -90,18 +93,18 @@ class PowerStrip(Model):
     name: NodeName
     address: IPv4
     user: Optional[User] = None
-    ports: _ports(8)
+    ports: _StripPorts
     host_key: Optional[HostKey] = None
 
 
 class EdgeSwitch(PowerStrip):
-    ports: _ports(52)
+    ports: _SwitchPorts
 
 
 class Prometheus(Service):
-    retention: Duration = None
-    storage: Quantity = None
-    scrape_interval: Duration = None
+    retention: Optional[Duration] = None
+    storage: Optional[Quantity] = None
+    scrape_interval: Optional[Duration] = None
 
 
 class Metadata(SkiaService):
@@ -111,7 +114,7 @@ class Metadata(SkiaService):
 
 class AlertToPubsub(SkiaService):
     PROGRAM = skia.ALERT_TO_PUBSUB
-    project: Text = None
+    project: Optional[Text] = None
     topic: Any = None
 
     @field_validator("topic")
@@ -122,31 +125,31 @@ class AlertToPubsub(SkiaService):
 
 
 class RouterBackup(Service):
-    schedule: Cron = None
-    bucket: Text = None
-    folder: Text = None
-    devices: _list_of(Device) = None
-    max_age_hours: count(1) = None
+    schedule: Optional[Cron] = None
+    bucket: Optional[Text] = None
+    folder: Optional[Text] = None
+    devices: Optional[Annotated[tuple[Device, ...], _a_list_of(Device)]] = None
+    max_age_hours: Optional[Positive] = None
     legacy_unit: Unit = "router-backup"
 
 
 class PowerCycle(SkiaService):
     PROGRAM = skia.PODWATCHER
-    mpower: _list_of(PowerStrip) = None
-    edgeswitch: _list_of(EdgeSwitch) = None
+    mpower: Optional[Annotated[tuple[PowerStrip, ...], _a_list_of(PowerStrip)]] = None
+    edgeswitch: Optional[Annotated[tuple[EdgeSwitch, ...], _a_list_of(EdgeSwitch)]] = None
     legacy_unit: Unit = "powercycle-daemon"
 
 
 class Nfs(Service):
     export_path: AbsPath = "/opt/prod/root"
-    subnet: Network = None
+    subnet: Optional[Network] = None
     legacy_unit: Unit = "nfs-kernel-server"
 
 
 class Swarming(SkiaService):
-    max_unavailable: MaxUnavailable = None
-    termination_grace_seconds: count(30) = None
-    era: one_of(*skia.SWARMING_ERAS) = skia.NEWEST_ERA
+    max_unavailable: Optional[MaxUnavailable] = None
+    termination_grace_seconds: Optional[Annotated[int, count(30)]] = None
+    era: Annotated[str, one_of(*skia.SWARMING_ERAS)] = skia.NEWEST_ERA
 
     def program(self) -> skia.Program:
         return skia.SWARMING_ERAS[self.era].program
@@ -161,9 +164,9 @@ class Swarming(SkiaService):
 
 
 class DatastoreBackup(Service):
-    schedule: Cron = None
+    schedule: Optional[Cron] = None
     destination: Destination = "/var/backups/skolo-k3s"
-    keep: count(1) = None
+    keep: Optional[Positive] = None
 
 
 class Services(Model):
@@ -220,12 +223,12 @@ class NamespaceAllowance(Model):
 
 
 class Guardrails(Service):
-    registries: tuple[Registry, ...] = Field(None, alias="allowedRegistries")
-    host_paths: tuple[AbsPath, ...] = None
-    host_path_prefixes: tuple[AbsPath, ...] = None
-    privileged_namespaces: tuple[NodeName, ...] = None
-    host_network_namespaces: tuple[NodeName, ...] = None
-    root_namespaces: tuple[NodeName, ...] = None
-    namespaces: Annotated[dict[NodeName, NamespaceAllowance], shape(dict, "an object of namespace -> {hostPaths, "
-                                                                          "hostPathPrefixes, privileged, hostNetwork, "
-                                                                          "root, capabilities}")] = None
+    registries: Optional[tuple[Registry, ...]] = Field(None, alias="allowedRegistries")
+    host_paths: Optional[tuple[AbsPath, ...]] = None
+    host_path_prefixes: Optional[tuple[AbsPath, ...]] = None
+    privileged_namespaces: Optional[tuple[NodeName, ...]] = None
+    host_network_namespaces: Optional[tuple[NodeName, ...]] = None
+    root_namespaces: Optional[tuple[NodeName, ...]] = None
+    namespaces: Optional[Annotated[dict[NodeName, NamespaceAllowance], shape(
+        dict, "an object of namespace -> {hostPaths, hostPathPrefixes, privileged, hostNetwork, root, capabilities}")
+    ]] = None
