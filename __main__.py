@@ -9,7 +9,7 @@ import functools
 
 import pulumi
 
-from components import kube, remote, settings
+from components import kube, nfs_server, remote, settings
 from components.access import Access, AccessArgs
 from components.alert_to_pubsub import AlertToPubsub, AlertToPubsubArgs
 from components.datastore_backup import DatastoreBackup, DatastoreBackupArgs
@@ -36,13 +36,15 @@ jumphost_ssh = remote.jumphost_connection(
     private_key=ssh_key, host_key=jumphost.host_key)
 
 
-def legacy_unit(service: str, name: str, alias: pulumi.Alias | None = None) -> list[LegacyUnit]:
-    """The launch plan's cut-over: a legacy unit of the push system stops before the service that
-    replaces it starts, and starts again when the service is switched off (the rollback)."""
-    unit = services.named(service).legacy_unit
-    if not (rack.enabled(service) and unit):
+def legacy_unit(service: str, name: str, alias: pulumi.Alias | None = None,
+                in_the_way: tuple[str, ...] = ()) -> list[LegacyUnit]:
+    """The launch plan's cut-over: a legacy unit of the push system (and the host units
+    `in_the_way` of its replacement) stops before the service that replaces it starts, and starts
+    again when the service is switched off (the rollback)."""
+    units = ((services.named(service).legacy_unit,) if services.named(service).legacy_unit else ()) + in_the_way
+    if not (rack.enabled(service) and units):
         return []
-    return [LegacyUnit(f"{name}-legacy-unit", LegacyUnitArgs(connection=jumphost_ssh, unit=unit, alias=alias))]
+    return [LegacyUnit(f"{name}-legacy-unit", LegacyUnitArgs(connection=jumphost_ssh, units=units, alias=alias))]
 
 
 images, services = rack.images, rack.services
@@ -147,7 +149,8 @@ if rack.enabled("powerCycle"):
         pulumi.ResourceOptions(depends_on=legacy_unit("powerCycle", "power-cycle"))))
 if rack.enabled("nfs"):
     declared.append(NfsServer("nfs", NfsServerArgs(image=images.nfs, **common, **services.nfs.options()),
-                              pulumi.ResourceOptions(depends_on=legacy_unit("nfs", "nfs"))))
+                              pulumi.ResourceOptions(depends_on=legacy_unit(
+                                  "nfs", "nfs", in_the_way=nfs_server.HOST_UNITS_IN_THE_WAY))))
 if rack.enabled("swarming"):
     declared.append(Swarming("swarming", SwarmingArgs(
         image=images.swarming, token_url=metadata.token_url if metadata else LEGACY_TOKEN_URL,

@@ -22,8 +22,10 @@ from components import hostscripts, remote
 class LegacyUnitArgs:
     connection: command.remote.ConnectionArgs
     """SSH connection to the jumphost."""
-    unit: str
-    """The legacy systemd unit (Skia's: metadata-server, router-backup, powercycle-daemon, nfs-kernel-server)."""
+    units: tuple[str, ...]
+    """The legacy systemd unit (Skia's: metadata-server, router-backup, powercycle-daemon, nfs-kernel-server),
+    then any host unit it leaves in the replacement's way (rpcbind for NFS); stopped in this order, started in
+    reverse."""
     alias: Optional[pulumi.Alias] = None
     """What the cut-over was called before, so Pulumi moves it rather than deleting it (which is the rollback)."""
 
@@ -36,7 +38,7 @@ class LegacyUnit(pulumi.ComponentResource):
         super().__init__("skolo:rack:LegacyUnit", name, None, opts)
         self.cutover = remote.run(
             f"{name}-cutover", connection=args.connection,
-            create=hostscripts.script("legacy-unit-stop", UNIT=args.unit).command,
-            delete=hostscripts.script("legacy-unit-start", UNIT=args.unit).command,
+            create=hostscripts.script("legacy-unit-stop", UNIT=" ".join(args.units)).command,
+            delete=hostscripts.script("legacy-unit-start", UNIT=" ".join(args.units)).command,
             opts=pulumi.ResourceOptions(parent=self, aliases=[args.alias] if args.alias else None))
-        self.register_outputs({"unit": args.unit})
+        self.register_outputs({"units": list(args.units)})

@@ -140,24 +140,31 @@ def test_kubeconfig_is_read_back(rack, declare):
     assert "client-key-data: c3RhbmQtaW4ta2V5" in out.stdout
 
 
-@pytest.mark.parametrize("service, name, unit", [
-    ("metadata", "metadata", "metadata-server"), ("routerBackup", "router-backup", "router-backup"),
-    ("powerCycle", "power-cycle", "powercycle-daemon"), ("nfs", "nfs", "nfs-kernel-server")])
-def test_a_legacy_unit_is_stopped_at_cutover_and_started_on_rollback(rack, declare, service, name, unit):
+@pytest.mark.parametrize("service, name, units", [
+    ("metadata", "metadata", ["metadata-server"]), ("routerBackup", "router-backup", ["router-backup"]),
+    ("powerCycle", "power-cycle", ["powercycle-daemon"]),
+    ("nfs", "nfs", ["nfs-kernel-server", "rpcbind.socket", "rpcbind.service"])])
+def test_a_legacy_unit_is_stopped_at_cutover_and_started_on_rollback(rack, declare, service, name, units):
     jh = rack.jumphost
-    rack.on(jh, f"printf '[Service]\\nExecStart=/usr/bin/true\\n' > /etc/systemd/system/{unit}.service"
-                f" && systemctl enable --now {unit}")
+    for unit in units:
+        file = unit if "." in unit else f"{unit}.service"
+        rack.on(jh, f"printf '[Service]\\nExecStart=/usr/bin/true\\n' > /etc/systemd/system/{file}"
+                    f" && systemctl enable --now {unit}")
     services = {s: {"enabled": s == service} for s in hosts.SERVICES}
     services["powerCycle"]["mpower"] = []  # rack2's strips name rack2's Pis
     cutover = declare(services=services).named(f"{name}-legacy-unit-cutover")
-    assert f"stopped and disabled legacy {unit}" in ok(rack.run(cutover)).stdout
-    assert jh.log("systemctl")[-1] == f"disable --now {unit}"
-    assert not jh.file(f"{hosts.STATE}/units/{unit}.active").exists()
+    out = ok(rack.run(cutover)).stdout
+    assert all(f"stopped and disabled legacy {unit}" in out for unit in units)
+    # In order: the legacy unit, then what it leaves in the way (rpcbind after nfs-kernel-server).
+    assert [c for c in jh.log("systemctl") if c.startswith("disable")] == [f"disable --now {u}" for u in units]
+    assert not any(jh.file(f"{hosts.STATE}/units/{u.removesuffix('.service')}.active").exists() for u in units)
     assert "already stopped and disabled" in ok(rack.run(cutover)).stdout
-    # Switching the service off deletes the cut-over: the rollback.
-    assert f"enabled and started legacy {unit}" in ok(rack.run(cutover, "delete")).stdout
-    assert jh.log("systemctl")[-1] == f"enable --now {unit}"
-    assert jh.file(f"{hosts.STATE}/units/{unit}.active").exists()
+    # Switching the service off deletes the cut-over: the rollback, in reverse order.
+    out = ok(rack.run(cutover, "delete")).stdout
+    assert all(f"enabled and started legacy {unit}" in out for unit in units)
+    enables = [c for c in jh.log("systemctl") if c.startswith("enable --now")]
+    assert enables[-len(units):] == [f"enable --now {u}" for u in reversed(units)]
+    assert all(jh.file(f"{hosts.STATE}/units/{u.removesuffix('.service')}.active").exists() for u in units)
 
 
 def test_sshd_max_startups_is_checked_by_the_real_sshd_and_applied_once(rack, declare):

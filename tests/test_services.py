@@ -243,19 +243,6 @@ def test_power_cycle_pins_every_host_it_reaches(run_stack):
     assert "power-cycle" not in objects(run, "Secret")  # mPower only: no EdgeSwitch password
 
 
-def test_nfs_exports_read_only_to_the_subnet_from_the_jumphost(run_stack):
-    run = run_stack("rack1")
-    deployment = objects(run, "Deployment")["nfs-server"]
-    spec = deployment["spec"]["template"]["spec"]
-    assert spec["hostNetwork"] is True
-    assert container(deployment)["env"] == [{"name": "NFS_EXPORT_0", "value": "/export 192.168.1.0/24(ro,no_subtree_check,fsid=0)"}]
-    assert {"name": "export", "hostPath": {"path": "/opt/prod/root", "type": "Directory"}} in spec["volumes"]
-    custom = run_stack("rack2", overrides={"services": {
-        "nfs": {"exportPath": "/srv/pi-root", "subnet": "192.168.1.128/25"}, "powerCycle": {"enabled": False}}})
-    assert container(objects(custom, "Deployment")["nfs-server"])["env"][0]["value"] == (
-        "/export 192.168.1.128/25(ro,no_subtree_check,fsid=0)")
-
-
 def test_swarming_daemonset_as_the_rpi_design_describes(run_stack):
     run = run_stack("rack1")
     ds = objects(run, "DaemonSet")["swarming"]

@@ -36,6 +36,8 @@ class Mount:
     sub_path: Optional[str] = None
     read_only: bool = True
     empty_dir: bool = False
+    propagation: Optional[str] = None
+    """HostToContainer: a host path whose own mounts come and go (a loop-mounted image)."""
 
     def volume(self) -> v1.VolumeArgs:
         return v1.VolumeArgs(
@@ -52,7 +54,7 @@ class Mount:
 
     def mount(self) -> v1.VolumeMountArgs:
         return v1.VolumeMountArgs(name=self.name, mount_path=self.path, sub_path=self.sub_path,
-                                  read_only=self.read_only)
+                                  read_only=self.read_only, mount_propagation=self.propagation)
 
 
 @dataclass(frozen=True)
