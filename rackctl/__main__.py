@@ -164,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
             ObserverError, render.RenderError, StatusError, DriftError) as e:
         print(f"rackctl: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside the commands that handle it themselves (attach, status --watch)
+        print("rackctl: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-import time
+import signal
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -37,32 +38,42 @@ def run(stack: str, config_dir: Path, kubeconfig: Optional[str], fmt: str, out: 
     rack = stackfiles.settings_for(stack, config_dir)  # an unknown or bad stack stops here, before any cluster
     swarming = rack.enabled("swarming")
     colour = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    code = 0
+    if not watch:
+        return _refresh(stack, rack, kubeconfig, fmt, out, swarming, colour, None)
+    # Ctrl-C only sets a flag: the refresh under way finishes and the loop ends. (A KeyboardInterrupt
+    # raised at an arbitrary point can leave a lock of the thread pool held, and the exit hangs.)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        while True:
-            try:
-                nodes, pods = status.read_cluster(stack, kubeconfig, swarming)
-            except status.StatusError as e:
-                if not watch:
-                    raise
-                print(f"{CLEAR if colour else ''}rackctl: {e} (retrying in {interval:g}s)", flush=True)
-                code = 2
-            else:
-                current = status.compute(rack, nodes, pods, status.now())
-                code = 1 if current.drift else 0
-                if fmt == "html":
-                    page = status_views.as_html(current, refresh=int(interval) if watch else None)
-                    if out:
-                        _write_page(Path(out), page)
-                    else:
-                        print(page, end="", flush=True)
-                elif fmt == "json":
-                    print(status_views.as_json_text(current, compact=watch), end="", flush=True)
-                else:
-                    print((CLEAR if colour and watch else "") + status_views.as_text(current, colour), end="",
-                          flush=True)
-            if not watch:
-                return code
-            time.sleep(interval)
-    except KeyboardInterrupt:
+        code = 0
+        while not stop.is_set():
+            code = _refresh(stack, rack, kubeconfig, fmt, out, swarming, colour, interval)
+            stop.wait(interval)
         return code
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _refresh(stack: str, rack, kubeconfig: Optional[str], fmt: str, out: Optional[str], swarming: bool,
+             colour: bool, interval: Optional[float]) -> int:
+    """Read the cluster once and show it; the exit code of what it shows. `interval` is set under
+    --watch, where a cluster that cannot be read is shown and retried rather than the end."""
+    try:
+        nodes, pods = status.read_cluster(stack, kubeconfig, swarming)
+    except status.StatusError as e:
+        if interval is None:
+            raise
+        print(f"{CLEAR if colour else ''}rackctl: {e} (retrying in {interval:g}s)", flush=True)
+        return 2
+    current = status.compute(rack, nodes, pods, status.now())
+    if fmt == "html":
+        page = status_views.as_html(current, refresh=int(interval) if interval else None)
+        if out:
+            _write_page(Path(out), page)
+        else:
+            print(page, end="", flush=True)
+    elif fmt == "json":
+        print(status_views.as_json_text(current, compact=interval is not None), end="", flush=True)
+    else:
+        print((CLEAR if colour and interval else "") + status_views.as_text(current, colour), end="", flush=True)
+    return 1 if current.drift else 0
