@@ -122,3 +122,12 @@ def rack1_live(control_plane, rack1_declared):
         live.bring_up("rack1", rack_nodes(rack), objects(run))
     scheduled(cp, "swarming", "swarming", len(rack.rpis))
     return cp, kubelet, live, rack, run
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (pyproject's `-n auto --dist loadgroup`), every test of the real control
+    plane runs on one worker, so the session starts that control plane once."""
+    for item in items:
+        if item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.xdist_group("control-plane"))
