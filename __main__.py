@@ -139,6 +139,7 @@ if rack.enabled("prometheus"):
         kube_state_metrics_image=images.kube_state_metrics, cluster=rack.rack,
         alertmanager_target=alerting.alertmanager_target if alerting else None,
         backup_max_age_hours=backup.max_age_hours if backup else RouterBackupArgs.max_age_hours,
+        pis=len(rack.rpis),
         **common, **services.prometheus.options())))
 if rack.enabled("powerCycle"):
     declared.append(PowerCycle("power-cycle", PowerCycleArgs(

@@ -29,6 +29,28 @@ PORT = 9090
 CONFIG_DIR = "/etc/prometheus"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
+# Memory from the rack's size. An estimate, to check on the rack against
+# prometheus_tsdb_head_series and the PrometheusMemoryNearLimit alert:
+# - series: a Pi carries about 1,500 (node-exporter's default collectors on a 4-core Pi about
+#   600, its kubelet's own metrics about 600, cAdvisor about 150 for the bot, node-exporter and
+#   pause containers, kube-state-metrics about 100 for the Node and its pods); the jumphost about
+#   25,000 (the API server's request histograms are most of it, plus its kubelet, cAdvisor for
+#   the stack's pods, node-exporter and the services' own metrics).
+# - memory: Prometheus 2.x holds about 3-4 KiB per head series (labels, index postings, the open
+#   chunk), and Go's collector (GOGC=100) lets the heap grow to twice what is live: 8 KiB a series,
+#   over a 256 MiB base (the binary, the WAL's buffers, queries).
+SERIES_PER_PI = 1_500
+SERIES_JUMPHOST = 25_000
+BYTES_PER_SERIES = 8 * 1024
+BASE_MIB = 256
+
+
+def memory_for(pis: int) -> str:
+    """The memory request and limit for a rack of `pis` Pis, in 64 MiB steps."""
+    series = SERIES_JUMPHOST + pis * SERIES_PER_PI
+    mib = BASE_MIB + series * BYTES_PER_SERIES / 2**20
+    return f"{-(-int(mib) // 64) * 64}Mi"
+
 
 @dataclass(frozen=True, kw_only=True)
 class PrometheusArgs:
@@ -60,6 +82,8 @@ class PrometheusArgs:
     """Where the backup CronJobs run (router/switch configs, the k3s datastore), for the backup alerts."""
     backup_max_age_hours: int = 26
     """A backup older than this alerts."""
+    pis: int = 0
+    """How many Pis the rack has: Prometheus's memory is sized from its series (memory_for)."""
 
 
 def _sd_job(name: str, role: str, relabel: list[dict], **extra) -> dict:
@@ -140,33 +164,39 @@ def alert_rules(args: PrometheusArgs) -> dict:
     sw, bk = args.swarming_namespace, "|".join(args.backup_namespaces)
     return {"groups": [{"name": "rack", "rules": [
         _alert("TargetDown", "up == 0", "5m",
-               "{{ $labels.job }} target {{ $labels.instance }} on {{ $labels.cluster }} has been down for 5 minutes."),
+               "{{ $labels.job }} target {{ $labels.instance }} on {{ $externalLabels.cluster }} has been down for 5 minutes."),
         _alert("CrashLoop", "increase(kube_pod_container_status_restarts_total[15m]) > 3", "5m",
                "{{ $labels.namespace }}/{{ $labels.pod }} ({{ $labels.container }}) restarted more than 3 times "
-               "in 15 minutes on {{ $labels.cluster }}."),
+               "in 15 minutes on {{ $externalLabels.cluster }}."),
         _alert("NodeNotReady", 'kube_node_status_condition{condition="Ready",status="true"} == 0', "10m",
-               "Node {{ $labels.node }} on {{ $labels.cluster }} has not been Ready for 10 minutes."),
+               "Node {{ $labels.node }} on {{ $externalLabels.cluster }} has not been Ready for 10 minutes."),
         _alert("SwarmingBotNotRunning",
                f'sum by (namespace, pod) (kube_pod_status_phase{{namespace="{sw}",phase!="Running"}}) > 0', "15m",
-               "Swarming bot pod {{ $labels.pod }} on {{ $labels.cluster }} has not been Running for 15 minutes."),
+               "Swarming bot pod {{ $labels.pod }} on {{ $externalLabels.cluster }} has not been Running for 15 minutes."),
         _alert("SwarmingBotsMissing",
                f'kube_daemonset_status_desired_number_scheduled{{namespace="{sw}"}} '
                f'- kube_daemonset_status_number_available{{namespace="{sw}"}} > 0', "30m",
-               "{{ $value }} Pis on {{ $labels.cluster }} have had no available swarming bot for 30 minutes."),
+               "{{ $value }} Pis on {{ $externalLabels.cluster }} have had no available swarming bot for 30 minutes."),
         _alert("BackupStale",
                f'time() - kube_cronjob_status_last_successful_time{{namespace=~"{bk}"}} > {args.backup_max_age_hours * 3600}',
-               "10m", f"The last good {{{{ $labels.cronjob }}}} run on {{{{ $labels.cluster }}}} is older than "
+               "10m", f"The last good {{{{ $labels.cronjob }}}} run on {{{{ $externalLabels.cluster }}}} is older than "
                       f"{args.backup_max_age_hours} hours."),
         _alert("BackupFailed", f'kube_job_status_failed{{namespace=~"{bk}"}} > 0 and on (job_name) '
                                f'(time() - kube_job_status_start_time{{namespace=~"{bk}"}} < 86400)', "0m",
-               "Backup job {{ $labels.job_name }} on {{ $labels.cluster }} failed; see kubectl -n "
+               "Backup job {{ $labels.job_name }} on {{ $externalLabels.cluster }} failed; see kubectl -n "
                "{{ $labels.namespace }} logs job/{{ $labels.job_name }}."),
         _alert("TooManyGoRoutines", "go_goroutines > 3000", "5m",
-               "{{ $labels.job }} {{ $labels.instance }} on {{ $labels.cluster }} runs over 3000 goroutines."),
+               "{{ $labels.job }} {{ $labels.instance }} on {{ $externalLabels.cluster }} runs over 3000 goroutines."),
         _alert("TooManyOpenFDs", "process_open_fds > 5000", "5m",
-               "{{ $labels.job }} {{ $labels.instance }} on {{ $labels.cluster }} has over 5000 open files."),
+               "{{ $labels.job }} {{ $labels.instance }} on {{ $externalLabels.cluster }} has over 5000 open files."),
+        _alert("PrometheusMemoryNearLimit",
+               f'container_memory_working_set_bytes{{namespace="{args.namespace}",container="prometheus"}} '
+               f'/ on (namespace, pod, container) kube_pod_container_resource_limits{{namespace="{args.namespace}",'
+               f'container="prometheus",resource="memory"}} > 0.8', "15m",
+               "Prometheus on {{ $externalLabels.cluster }} uses over 80% of its memory limit: the rack has more series "
+               "than components/prometheus.py estimates (see prometheus_tsdb_head_series)."),
         _alert("AlertToPubSubSendFailures", "rate(pubsub_send_failure[10m]) > 0", "10m",
-               "alert-to-pubsub on {{ $labels.cluster }} is failing to publish alerts to Pub/Sub."),
+               "alert-to-pubsub on {{ $externalLabels.cluster }} is failing to publish alerts to Pub/Sub."),
     ]}]}
 
 
@@ -210,7 +240,11 @@ class Prometheus(pulumi.ComponentResource):
             ports={"http": PORT},
             mounts=(kube.Mount("config", CONFIG_DIR, config_map="prometheus"),
                     kube.Mount("data", "/prometheus", claim=claim, read_only=False)),
-            health=("/-/ready", PORT), cpu="100m", memory="512Mi", memory_limit="1Gi",
+            # Ready (in the Service) once the TSDB is loaded: /-/ready is 503 until then (web/web.go). Alive
+            # while it serves at all: /-/healthy, so a long WAL replay after a restart is not killed
+            # for being slow, over and over.
+            health=("/-/ready", PORT), liveness=("/-/healthy", PORT),
+            cpu="100m", memory=memory_for(args.pis),
             service_account="prometheus")
         kit.deployment(w)
         kit.service(w, {"http": (PORT, PORT)})

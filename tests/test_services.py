@@ -87,7 +87,7 @@ def test_promtool_checks_config_and_rules(run_stack, tmp_path):
     for args in (["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"]):
         result = subprocess.run([PROMTOOL, *args], cwd=tmp_path, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 10 rules found" in result.stdout
+    assert "SUCCESS: 11 rules found" in result.stdout
 
 
 RULE_TESTS = """
@@ -95,18 +95,33 @@ rule_files: [alerts.yml]
 evaluation_interval: 1m
 tests:
   - interval: 1m
+    # The rack's name is an external label (prometheus.yml's global), not a label of any series.
+    external_labels: {cluster: rack1}
     input_series:
-      - series: 'up{job="pods", instance="10.44.0.5:20000", cluster="rack1"}'
+      - series: 'up{job="pods", instance="10.44.0.5:20000"}'
         values: '0x10'
-      - series: 'kube_cronjob_status_last_successful_time{namespace="backup", cronjob="router-backup", cluster="rack1"}'
+      - series: 'kube_cronjob_status_last_successful_time{namespace="backup", cronjob="router-backup"}'
         values: '0x1700'
-      - series: 'kube_node_status_condition{node="skia-rpi2-rack1-shelf1-007", condition="Ready", status="true", cluster="rack1"}'
+      - series: 'kube_node_status_condition{node="skia-rpi2-rack1-shelf1-007", condition="Ready", status="true"}'
         values: '1 1 0x15'
+      - series: 'container_memory_working_set_bytes{namespace="monitoring", pod="prometheus-0", container="prometheus"}'
+        values: '1000000000x10 1300000000x30'
+      - series: 'kube_pod_container_resource_limits{namespace="monitoring", pod="prometheus-0", container="prometheus", resource="memory", unit="byte"}'
+        values: '1476395008x40'
     alert_rule_test:
+      - eval_time: 20m
+        alertname: PrometheusMemoryNearLimit
+        exp_alerts: []
+      - eval_time: 27m
+        alertname: PrometheusMemoryNearLimit
+        exp_alerts:
+          - exp_labels: {namespace: monitoring, pod: prometheus-0, container: prometheus, category: infra, severity: warning}
+            exp_annotations:
+              description: "Prometheus on rack1 uses over 80% of its memory limit: the rack has more series than components/prometheus.py estimates (see prometheus_tsdb_head_series)."
       - eval_time: 6m
         alertname: TargetDown
         exp_alerts:
-          - exp_labels: {job: pods, instance: "10.44.0.5:20000", cluster: rack1, category: infra, severity: warning}
+          - exp_labels: {job: pods, instance: "10.44.0.5:20000", category: infra, severity: warning}
             exp_annotations:
               description: "pods target 10.44.0.5:20000 on rack1 has been down for 5 minutes."
       - eval_time: 10m
@@ -115,7 +130,7 @@ tests:
       - eval_time: 14m
         alertname: NodeNotReady
         exp_alerts:
-          - exp_labels: {node: skia-rpi2-rack1-shelf1-007, condition: Ready, status: "true", cluster: rack1, category: infra, severity: warning}
+          - exp_labels: {node: skia-rpi2-rack1-shelf1-007, condition: Ready, status: "true", category: infra, severity: warning}
             exp_annotations:
               description: "Node skia-rpi2-rack1-shelf1-007 on rack1 has not been Ready for 10 minutes."
       - eval_time: 25h
@@ -124,7 +139,7 @@ tests:
       - eval_time: 27h
         alertname: BackupStale
         exp_alerts:
-          - exp_labels: {namespace: backup, cronjob: router-backup, cluster: rack1, category: infra, severity: warning}
+          - exp_labels: {namespace: backup, cronjob: router-backup, category: infra, severity: warning}
             exp_annotations:
               description: "The last good router-backup run on rack1 is older than 26 hours."
 """
@@ -154,6 +169,23 @@ def test_prometheus_custom_settings_reach_its_args_and_volume(run_stack):
     assert "--storage.tsdb.retention.time=7d" in args
     assert objects(run, "PersistentVolumeClaim")["prometheus-data-5gi"]["spec"]["resources"] == {"requests": {"storage": "5Gi"}}
     assert objects(run, "PersistentVolumeClaim")["prometheus-data-5gi"]["spec"]["storageClassName"] == "local-path"
+
+
+def test_prometheus_probes_follow_its_own_semantics_and_its_memory_the_racks_size(run_stack):
+    """prom/prometheus v2.55.1: /-/ready is 503 until the TSDB (the WAL replay) is loaded, /-/healthy
+    answers as soon as the process serves (web/web.go). Liveness on /-/ready would kill a long
+    replay over and over; readiness on /-/healthy would send queries to an empty head."""
+    from components.prometheus import BASE_MIB, BYTES_PER_SERIES, SERIES_JUMPHOST, SERIES_PER_PI, memory_for
+
+    for stack, pis in (("rack1", 80), ("rack2", len(run_stack("rack2").of_type("skolo:rack:RpiAgent")))):
+        c = container(objects(run_stack(stack), "Deployment")["prometheus"])
+        assert c["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": 9090}
+        assert c["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": 9090}
+        resources = c["resources"]
+        assert resources["requests"]["memory"] == resources["limits"]["memory"] == memory_for(pis)
+    # rack1: 80 Pis and the jumphost, 145,000 series at 8 KiB over the base: 1,389 MiB, in 64 MiB steps.
+    assert (SERIES_JUMPHOST + 80 * SERIES_PER_PI) * BYTES_PER_SERIES / 2**20 + BASE_MIB == pytest.approx(1388.8, 0.01)
+    assert memory_for(80) == "1408Mi" and memory_for(0) == "512Mi" and memory_for(1000) == "12224Mi"
 
 
 def test_prometheus_identity_is_read_only(run_stack):

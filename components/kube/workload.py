@@ -107,6 +107,9 @@ class Workload:
     """Volumes and their mount points."""
     health: Optional[tuple[str, int]] = None
     """(path, port) of an HTTP health endpoint: readiness and liveness probes."""
+    liveness: Optional[tuple[str, int]] = None
+    """(path, port) for the liveness probe when it is not `health`'s: an endpoint that answers while the
+    program is busy but alive (Prometheus's /-/healthy during a WAL replay, when /-/ready is 503)."""
     metrics_port: Optional[int] = None
     """Port Prometheus scrapes (prometheus.io annotations; ingress from Prometheus allowed)."""
     cpu: str = "50m"
@@ -206,14 +209,16 @@ def _placement(w: Workload) -> Optional[v1.AffinityArgs]:
             node_selector_terms=[v1.NodeSelectorTermArgs(match_expressions=terms)])))
 
 
+def _http_get(endpoint: tuple[str, int]) -> v1.HTTPGetActionArgs:
+    path, port = endpoint
+    return v1.HTTPGetActionArgs(path=path, port=port)
+
+
 def pod_template(w: Workload, pull_secret: Optional[str],
                  restart_policy: Optional[str] = None) -> v1.PodTemplateSpecArgs:
     mounts = w.mounts + ((Mount("scratch", SCRATCH, empty_dir=True, read_only=False),)
                          if w.read_only_root and not w.privileged else ())
-    probe = None
-    if w.health:
-        path, port = w.health
-        probe = v1.ProbeArgs(http_get=v1.HTTPGetActionArgs(path=path, port=port), period_seconds=10, failure_threshold=3)
+    probe = v1.ProbeArgs(http_get=_http_get(w.health), period_seconds=10, failure_threshold=3) if w.health else None
     env = [v1.EnvVarArgs(name=k, value=v) for k, v in w.env.items()]
     env += [v1.EnvVarArgs(name=k, value_from=v1.EnvVarSourceArgs(field_ref=v1.ObjectFieldSelectorArgs(field_path=f)))
             for k, f in w.field_env.items()]
@@ -225,8 +230,9 @@ def pod_template(w: Workload, pull_secret: Optional[str],
         ports=[v1.ContainerPortArgs(name=n, container_port=p) for n, p in w.ports.items()] or None,
         env=env or None, volume_mounts=[m.mount() for m in mounts] or None,
         readiness_probe=probe,
-        liveness_probe=v1.ProbeArgs(http_get=probe.http_get, initial_delay_seconds=30, period_seconds=20,
-                                    failure_threshold=6) if probe else None,
+        liveness_probe=v1.ProbeArgs(http_get=_http_get(w.liveness) if w.liveness else probe.http_get,
+                                    initial_delay_seconds=30, period_seconds=20, failure_threshold=6)
+        if probe else None,
         resources=v1.ResourceRequirementsArgs(requests={"cpu": w.cpu, "memory": w.memory},
                                               limits={"cpu": _times(w.cpu, 4), "memory": w.memory_limit or w.memory}),
         security_context=_security(w))
