@@ -36,6 +36,8 @@ class Program:
     """Flags a rack must pass (the program dies or idles without them)."""
     built: tuple[date, Optional[date]] = (date(2020, 1, 1), None)
     """First and last image dates this contract holds for (None: still built)."""
+    window: str = ""
+    """Why `built` ends where it does, when the image (not the flags) sets the end."""
 
     def problems(self, args: tuple[str, ...]) -> list[str]:
         """What is wrong with `args` for this program: undefined flags, or flags not as --name[=value]."""
@@ -71,11 +73,18 @@ ALERT_TO_PUBSUB_TOPIC = "promtheus-alerts"  # sic, go/alerts/alerts.go
 # The k3s-era in-cluster power cycler (power-cycle-daemon only forwarded to power.skia.org, never
 # read the JSON5, and no image of it was ever built). --config is the machine server instance
 # config the image ships; --powercycle_config the JSON5, fatal when empty.
+# The image ships --config's file (prod.json) only as long as its release script could copy it:
+# from 01bc5f9247 (2021-06-30) machine/configs moved and the script's `cp ../machine/configs/*`
+# fails under set -e (sk8s/images/podwatcher/release:18), so no clean image was built after
+# 2021-06-29, and one without the file dies at start (sk8s/go/podwatcher/main.go:51-56).
+PODWATCHER_LAST_WITH_CONFIG = date(2021, 6, 29)
 PODWATCHER = Program(
     "podwatcher", "podwatcher", "sk8s/go/podwatcher/main.go (a7a36bfa39 2020-05-15 .. 99922d5a94^)",
     frozenset({"config", "local", "powercycle_config", "prom_port"}),
     managed=frozenset({"config", "powercycle_config", "prom_port"}), required=frozenset({"config", "powercycle_config"}),
-    built=(date(2020, 5, 15), K3S_ERA_END))
+    built=(date(2020, 5, 15), PODWATCHER_LAST_WITH_CONFIG),
+    window="no later image ships --config's /usr/local/share/podwatcher/prod.json (sk8s/images/podwatcher/release "
+           "could not copy it from 01bc5f9247, 2021-06-30), and podwatcher exits without it")
 PODWATCHER_INSTANCE_CONFIG = "/usr/local/share/podwatcher/prod.json"
 
 _BOT_FLAGS = frozenset({"config", "local", "metadata_url", "port", "prom_port", "python_exe", "start_swarming",
@@ -112,6 +121,18 @@ SWARMING_ERAS = {
 }
 NEWEST_ERA = max(SWARMING_ERAS)
 
+# What interpreter the image ships: FROM raspbian/stretch with python2.7 only until 3f55750f2c
+# (2021-07-12, "Move rpi image to debian testing"), then arm32v7/debian:testing-slim with python3
+# (sk8s/images/rpi-swarming-client/Dockerfile). The boundary falls inside the 2021-06-30 era.
+SWARMING_PYTHON3_FROM = date(2021, 7, 12)
+
+
+def swarming_python(image: str) -> str:
+    """--python_exe for an rpi-swarming-client image: the interpreter that image has. An image
+    without a dated tag (a bare digest) is taken to be a current one."""
+    built = tag_date(image)
+    return "/usr/bin/python2.7" if built and built < SWARMING_PYTHON3_FROM else "/usr/bin/python3"
+
 
 def tag_date(image: str) -> Optional[date]:
     """The build date in a Skia tag (gcr.io/skia-public/app:2021-08-27T14_37_01Z-user-abc1234-clean)."""
@@ -128,6 +149,8 @@ def image_problem(program: Program, image: str) -> Optional[str]:
     built, (first, last) = tag_date(image), program.built
     if built and not _within(built, program.built):
         stretch = f"{first} .. {last}" if last else f"{first} and later"
+        if program.window and last and built > last:
+            return f"{image!r} was built on {built}, after {last}: {program.window}"
         return (f"{image!r} was built on {built}; the flags this rack passes to {program.program} are known for "
                 f"images of {stretch} ({program.source})")
     return None

@@ -43,8 +43,9 @@ class SwarmingArgs:
     """gcr.io pull key, when the images are private."""
     era: str = skia.NEWEST_ERA
     """Which rpi-swarming-client images: the program the pod runs and the form of --config."""
-    python_exe: str = "/usr/bin/python3"
-    """--python_exe; the program's own default is python2.7, which the image may not run swarming with."""
+    python_exe: Optional[str] = None
+    """--python_exe; None: the interpreter the image ships (skia.swarming_python), python2.7 before
+    2021-07-12 and python3 after."""
     extra_args: tuple[str, ...] = ()
     """Further flags of the era's program (checked against its contract by the settings)."""
     max_unavailable: Union[int, str] = 1
@@ -59,7 +60,7 @@ def bot_args(args: SwarmingArgs) -> tuple[str, ...]:
     """--start_swarming launches the bot; without --metadata_url a fresh Pi dies at bootstrap, since
     the default http://metadata:8000 does not resolve outside Skia's `default` namespace."""
     return ("--start_swarming", f"--config={skia.SWARMING_ERAS[args.era].config}", f"--metadata_url={args.token_url}",
-            f"--python_exe={args.python_exe}", f"--port=:{HOOKS_PORT}", f"--prom_port=:{METRICS_PORT}",
+            f"--python_exe={args.python_exe or skia.swarming_python(args.image)}", f"--port=:{HOOKS_PORT}", f"--prom_port=:{METRICS_PORT}",
             *args.extra_args)
 
 

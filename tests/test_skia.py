@@ -13,7 +13,7 @@ from components import skia
 from components.settings import ConfigError
 from tests.conftest import stack_raw
 from tests.test_services import container, objects
-from tests.test_settings import problems
+from tests.test_settings import parse, problems
 
 ERA_IMAGES = {"2020-04-21": "gcr.io/skia-public/rpi-swarming-client:2021-01-29T10_00_00Z-jcgregorio-bfc4238-clean",
               "2021-06-16": "gcr.io/skia-public/rpi-swarming-client:2021-06-20T10_00_00Z-jcgregorio-c034719-clean",
@@ -159,3 +159,32 @@ def test_an_undated_tag_is_taken_at_its_word():
     assert skia.image_problem(skia.METADATA, "gcr.io/skia-public/metadata@sha256:" + "0" * 64) is None
     assert skia.tag_date("gcr.io/skia-public/metadata:2021-08-27T14_37_01Z-jcgregorio-9b3d6ae-clean").isoformat() == \
         "2021-08-27"
+
+
+def test_podwatcher_images_without_their_config_file_are_refused():
+    """--config=/usr/local/share/podwatcher/prod.json is a file of the image, copied in by its release
+    script until machine/configs moved (01bc5f9247, 2021-06-30); every later image lacks it and
+    podwatcher exits at start. The stack takes only images that have it."""
+    raw = stack_raw("rack2")
+    shipped = "gcr.io/skia-public/podwatcher:2021-06-29T17_00_00Z-jcgregorio-0000000-clean"
+    assert parse({**raw, "images": {**raw["images"], "powerCycle": shipped}}).images.power_cycle == shipped
+    lacking = "gcr.io/skia-public/podwatcher:2021-06-30T09_00_00Z-jcgregorio-0000000-clean"
+    (problem,) = problems({**raw, "images": {**raw["images"], "powerCycle": lacking}})
+    assert problem == (
+        f"skolo:images.powerCycle: {lacking!r} was built on 2021-06-30, after 2021-06-29: no later image ships "
+        "--config's /usr/local/share/podwatcher/prod.json (sk8s/images/podwatcher/release could not copy it from "
+        "01bc5f9247, 2021-06-30), and podwatcher exits without it")
+
+
+@pytest.mark.parametrize("image, python", [
+    (ERA_IMAGES["2020-04-21"], "/usr/bin/python2.7"), (ERA_IMAGES["2021-06-16"], "/usr/bin/python2.7"),
+    ("gcr.io/skia-public/rpi-swarming-client:2021-07-05T10_00_00Z-jcgregorio-0000000-clean", "/usr/bin/python2.7"),
+    (ERA_IMAGES["2021-06-30"], "/usr/bin/python3")])
+def test_swarming_runs_the_interpreter_its_image_ships(run_stack, image, python):
+    """Until 3f55750f2c (2021-07-12) the image is FROM raspbian/stretch with python2.7 only; from then
+    arm32v7/debian:testing-slim with python3 (sk8s/images/rpi-swarming-client/Dockerfile history).
+    The boundary is inside the newest era, so it goes by the image's date, not by the era."""
+    era = skia.swarming_era_for(image)
+    run = run_stack("rack2", overrides={"images": {**stack_raw("rack2")["images"], "swarming": image},
+                                        "services": {"swarming": {"era": era}}})
+    assert f"--python_exe={python}" in container(objects(run, "DaemonSet")["swarming"])["args"]
