@@ -50,7 +50,25 @@ class Program:
             elif name.group(1) not in self.flags:
                 out.append(f"--{name.group(1)} is not a flag of {self.program} ({self.source}); it defines: "
                            + ", ".join(f"--{f}" for f in sorted(self.flags)))
+            elif problem := _value_problem(name.group(1), arg.split("=", 1)[1] if "=" in arg else None):
+                out.append(problem)
         return out
+
+
+# The flags of Skia's programs that are not strings, by type (flag.Bool and flag.Duration in their
+# main.go files). Go's flag package exits 2 on a value it cannot parse.
+BOOL_FLAGS = frozenset({"local", "simulate", "start_swarming", "start_switchboard"})
+DURATION_FLAGS = frozenset({"period"})
+_GO_BOOLS = ("1", "0", "t", "f", "T", "F", "true", "false", "TRUE", "FALSE", "True", "False")  # strconv.ParseBool
+_GO_DURATION = re.compile(r"^[-+]?(0|([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h))+$")  # time.ParseDuration
+
+
+def _value_problem(flag: str, value: Optional[str]) -> Optional[str]:
+    if flag in BOOL_FLAGS and value is not None and value not in _GO_BOOLS:
+        return f"--{flag} is a boolean flag: give --{flag}, --{flag}=true or --{flag}=false, not {value!r}"
+    if flag in DURATION_FLAGS and (value is None or not _GO_DURATION.match(value)):
+        return f"--{flag} takes a Go duration like 15s, 2m or 1h30m, got {value!r}"
+    return None
 
 
 def flag_names(args: tuple[str, ...]) -> set[str]:
