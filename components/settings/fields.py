@@ -79,6 +79,38 @@ def _abs_path(v: str):
     return (v.rstrip("/") or "/") if re.match(r"^/[A-Za-z0-9._/@+-]*$", v) and ".." not in v.split("/") else None
 
 
+def _floating(image: str) -> bool:
+    """:latest in any case is a tag that moves, unless a digest pins it."""
+    return "@" not in image and image.rsplit("/", 1)[-1].lower().endswith(":latest")
+
+
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def _cron_ok(v: str) -> bool:
+    fields = v.split()
+    if len(fields) != 5:
+        return False
+    for text, (low, high) in zip(fields, _CRON_RANGES, strict=True):
+        for part in text.split(","):
+            found = re.fullmatch(r"(\*|([0-9]+)(-([0-9]+))?)(/([0-9]+))?", part)
+            if not found:
+                return False
+            numbers = [int(n) for n in (found.group(2), found.group(4)) if n is not None]
+            if any(not low <= n <= high for n in numbers) or (len(numbers) == 2 and numbers[0] > numbers[1]):
+                return False
+            if found.group(6) is not None and not 1 <= int(found.group(6)) <= high:
+                return False
+    return True
+
+
+def _bucket_ok(v: str) -> bool:
+    parts = v.split(".")
+    return (3 <= len(v) <= 222 and all(re.fullmatch(r"[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?", p) for p in parts)
+            and (len(v) <= 63 or len(parts) > 1) and not v.startswith("goog") and "google" not in v
+            and not re.fullmatch(r"[0-9.]+", v))
+
+
 def _host_key(v: str):
     kind, key = v.split()[:2]
     return f"{kind} {key}" if kind in HOST_KEY_TYPES and base64.b64decode(key, validate=True) else None
@@ -87,7 +119,6 @@ def _host_key(v: str):
 HOST_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
 K3S_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
-_CRON = r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?"
 
 Text = Annotated[str, scalar("a non-empty string", lambda v: v.strip() or None)]
 # Words that reach a host script or an ssh command line: no spaces, no leading '-', no shell.
@@ -115,17 +146,34 @@ K3sVersion = Annotated[str, scalar("an exact k3s release like v1.31.6+k3s1",
                                    hint="; channels and 'latest' are refused so every node runs the same, reviewed "
                                         "k3s")]
 AbsPath = Annotated[str, scalar("an absolute path of letters, digits and ._/@+- without '..'", _abs_path)]
-_GS_URL = r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[A-Za-z0-9._/-]*)?$"
-Destination = Annotated[str, scalar("gs://BUCKET/FOLDER or an absolute path on the jumphost",
-                                    lambda v: v.rstrip("/") if re.match(_GS_URL, v) else _abs_path(v))]
+_GS_URL = r"^gs://([a-z0-9][a-z0-9._-]{1,220})(/[A-Za-z0-9._/-]*)?$"
+
+
+def _destination(v: str):
+    found = re.match(_GS_URL, v)
+    if found:
+        return v.rstrip("/") if _bucket_ok(found.group(1)) else None
+    return None if v.startswith("gs:") else _abs_path(v)
+
+
+Destination = Annotated[str, scalar("gs://BUCKET/FOLDER (a GCS bucket name) or an absolute path on the jumphost",
+                                    _destination)]
 _IMAGE = (r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
           r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})$")
 Image = Annotated[str, scalar("a pinned image reference (registry/name:tag or @sha256:...; not :latest)",
-                              lambda v: v if re.match(_IMAGE, v) and not v.endswith(":latest") else None)]
+                              lambda v: v if re.match(_IMAGE, v) and not _floating(v) else None)]
 Duration = Annotated[str, scalar("a duration like 15s, 30d", matching(r"^([0-9]+(ms|s|m|h|d|w|y))+$"))]
 Quantity = Annotated[str, scalar("a storage size like 10Gi", matching(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))]
-Cron = Annotated[str, scalar("a cron schedule of five fields like '0 3 * * *'", lambda v: v if len(v.split()) == 5
-                             and all(re.match(rf"^{_CRON}(,{_CRON})*$", f) for f in v.split()) else None)]
+Cron = Annotated[str, scalar("a cron schedule of five fields like '0 3 * * *' (minute 0-59, hour 0-23, day 1-31, "
+                             "month 1-12, weekday 0-7)", lambda v: v if _cron_ok(v) else None)]
+# GCP's own rules: project ids (6-30 of a-z0-9-, a letter first, not a hyphen last; a legacy
+# domain-scoped id is domain:id) and bucket names (3-63 of a-z0-9-_. per dot-separated part, up to
+# 222 in all, a letter or digit at each end, not an IP address, not starting with goog).
+GcpProject = Annotated[str, scalar("a GCP project id (6-30 lower-case letters, digits and hyphens, starting with a "
+                                   "letter, e.g. skia-public)", matching(r"^([a-z][a-z0-9.-]*[a-z0-9]:)?"
+                                                                        r"[a-z][a-z0-9-]{4,28}[a-z0-9]$"))]
+Bucket = Annotated[str, scalar("a GCS bucket name (3-63 lower-case letters, digits, '-', '_' and '.', a letter or "
+                               "digit at each end, e.g. skia-backups)", lambda v: v if _bucket_ok(v) else None)]
 Registry = Annotated[str, scalar("a registry prefix ending in '/', like gcr.io/skia-public/",
                                  matching(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*/$"))]
 MaxUnavailable = Annotated[Union[int, str], scalar(

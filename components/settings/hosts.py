@@ -125,6 +125,9 @@ PiEntry = Annotated[Union[Annotated[Rpi, Tag("<pi>")], Annotated[Shelf, Tag("<sh
 
 def expand(entries: tuple, jumphost: Optional[Jumphost]) -> tuple[Rpi, ...]:
     """Every Pi of `skolo:rpis`, shelves expanded, in rack order; `jumphost` None when it is broken."""
+    if not entries:  # dangerous, never silent: every Pi the rack has would be retired
+        raise rules([((), "is empty, which would retire every Pi of the rack (each drained, its k3s removed, its "
+                          "Node deleted); list the Pis, or to take the whole rack down run: pulumi destroy -s STACK")])
     located = []  # (the keys that set its name and address, entry index, Pi), in rack order
     for i, entry in enumerate(entries):
         if isinstance(entry, Shelf):

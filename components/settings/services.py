@@ -11,7 +11,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from components import skia
 from components.settings.base import Model, rules, shape
 from components.settings.fields import (
-    NAMESPACE, AbsPath, Bool, Capability, Cron, Destination, Duration, HostKey, IPv4, Image, MaxUnavailable, Network,
+    NAMESPACE, AbsPath, Bool, Bucket, Capability, Cron, Destination, Duration, GcpProject, HostKey, IPv4, Image, MaxUnavailable, Network,
     NodeName, Positive, Quantity, Registry, Text, Unit, User, count, fail, one_of, scalar, show)
 
 
@@ -114,7 +114,7 @@ class Metadata(SkiaService):
 
 class AlertToPubsub(SkiaService):
     PROGRAM = skia.ALERT_TO_PUBSUB
-    project: Optional[Text] = None
+    project: Optional[GcpProject] = None
     topic: Any = None
 
     @field_validator("topic")
@@ -126,7 +126,7 @@ class AlertToPubsub(SkiaService):
 
 class RouterBackup(Service):
     schedule: Optional[Cron] = None
-    bucket: Optional[Text] = None
+    bucket: Optional[Bucket] = None
     folder: Optional[Text] = None
     devices: Optional[Annotated[tuple[Device, ...], _a_list_of(Device)]] = None
     max_age_hours: Optional[Positive] = None
