@@ -10,15 +10,23 @@ import sys
 from pathlib import Path
 
 from components.settings import ConfigError
-from rackctl import arguments, program, render, stackfiles
+from rackctl import arguments, outputs, program, render, stackfiles
 
 def _config_dir(args: argparse.Namespace) -> Path:
-    return Path(args.config_dir) if args.config_dir else stackfiles.PROJECT_DIR
+    if args.config_dir is None:
+        return stackfiles.PROJECT_DIR
+    path = Path(args.config_dir)
+    if not path.is_dir():
+        raise stackfiles.StackFileError(f"--config-dir {args.config_dir}: no such directory")
+    if not (path / "Pulumi.yaml").is_file():
+        raise stackfiles.StackFileError(f"--config-dir {args.config_dir} has no Pulumi.yaml; give the project's "
+                                        f"directory")
+    return path
 
 
 def _render(args: argparse.Namespace) -> int:
     run = program.run_stack(args.stack, config_dir=_config_dir(args))
-    out = Path(args.out) if args.out else Path("build") / args.stack
+    out = outputs.directory_path("--out", args.out) if args.out is not None else Path("build") / args.stack
     written = render.write(run, out)
     print(render.summary(run, out, written))
     return 0
@@ -68,10 +76,8 @@ def _push(args: argparse.Namespace) -> int:
 def _observer(args: argparse.Namespace) -> int:
     from rackctl import observer
 
-    admin = args.kubeconfig or os.environ.get("KUBECONFIG")
-    if not admin:
-        raise observer.ObserverError("no admin kubeconfig: pass --kubeconfig, or run inside rackctl attach")
-    print(observer.observer(args.stack, Path(args.out), admin, args.duration, _config_dir(args)))
+    print(observer.observer(args.stack, args.out, args.kubeconfig or os.environ.get("KUBECONFIG"), args.duration,
+                            _config_dir(args)))
     return 0
 
 
@@ -156,12 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     from rackctl.observer import ObserverError
     from rackctl.push import PushError
     from rackctl.drift import DriftError
-    from rackctl.status import StatusError
+    from rackctl.kubeconfigs import KubeconfigError
+    from rackctl.outputs import OutputError
 
     try:
         return HANDLERS[args.command_name](args)
     except (ConfigError, stackfiles.StackFileError, AttachError, DiffError, HostKeysError, PushError,
-            ObserverError, render.RenderError, StatusError, DriftError) as e:
+            ObserverError, render.RenderError, KubeconfigError, OutputError, DriftError) as e:
         print(f"rackctl: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C outside the commands that handle it themselves (attach, status --watch)

@@ -126,7 +126,7 @@ def hostkeys(stack: str, config_dir: Path, ssh_options: Sequence[str], dry_run: 
             changed.append(f"{what} {name} ({address}) offers {fingerprint(seen)}, pinned {fingerprint(pinned)}")
     path = config_dir / f"Pulumi.{stack}.yaml"
     if new:
-        after = pin(path.read_text(), new, parsed)
+        after = pin(stackfiles.read_text(path), new, parsed)
         if not dry_run:
             path.write_text(after)
         out(f"{'would pin' if dry_run else 'pinned'} {len(new)} host keys in {path.name}; review them in the pull "

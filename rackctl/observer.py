@@ -8,14 +8,13 @@ whoever holds one can read the rack (never its Secrets) until it expires.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
+from typing import Optional
 
 import yaml
 
-from rackctl import stackfiles
+from rackctl import kubeconfigs, outputs, stackfiles
 
 NAMESPACE = "skolo-access"
 ACCOUNT = "observer"
@@ -25,9 +24,12 @@ class ObserverError(Exception):
     pass
 
 
+MARKER = "# written by rackctl observer"
+
+
 def kubeconfig(*, rack: str, server: str, ca_data: str, token: str) -> str:
     user = f"{rack}-observer"
-    return yaml.safe_dump({
+    return f"{MARKER}: a read-only kubeconfig for {rack}; the next one replaces it\n" + yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config",
         "clusters": [{"name": rack, "cluster": {"server": server, "certificate-authority-data": ca_data}}],
         "users": [{"name": user, "user": {"token": token}}],
@@ -36,25 +38,20 @@ def kubeconfig(*, rack: str, server: str, ca_data: str, token: str) -> str:
     }, sort_keys=False)
 
 
-def observer(stack: str, out: Path, admin_kubeconfig: str, duration: str, config_dir: Path) -> str:
+def observer(stack: str, out: str, admin_kubeconfig: Optional[str], duration: str, config_dir: Path) -> str:
+    """Every input is checked before the token is minted: the duration, the stack, --out (a new
+    file, or a kubeconfig this command wrote), and the admin kubeconfig (this rack's)."""
     if not re.match(r"^[0-9]+[hm]$", duration):
         raise ObserverError(f"--duration: expected hours or minutes like 8h or 30m, got {duration!r}")
-    admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    server = stackfiles.settings_for(stack, config_dir).api_server
+    path = outputs.file_path("--out", out, lambda p: (outputs.head(p, 256) or "").startswith(MARKER),
+                             "rackctl observer")
+    admin = kubeconfigs.for_rack(stack, admin_kubeconfig, missing="pass --kubeconfig, or run inside `rackctl attach "
+                                 f"{stack} -- ...`", refusing=f"mint {stack}'s observer token on another rack")
     try:
-        ca_data = admin["clusters"][0]["cluster"]["certificate-authority-data"]
-    except (KeyError, IndexError, TypeError):
-        raise ObserverError(f"{admin_kubeconfig} has no cluster certificate-authority-data") from None
-    try:
-        result = subprocess.run(["kubectl", "--kubeconfig", admin_kubeconfig, "create", "token", ACCOUNT,
-                                 "-n", NAMESPACE, f"--duration={duration}"], capture_output=True, text=True)
-    except FileNotFoundError:
-        raise ObserverError("kubectl is not installed") from None
-    if result.returncode != 0:
-        raise ObserverError(f"kubectl create token failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
-    text = kubeconfig(rack=stack, server=stackfiles.settings_for(stack, config_dir).api_server, ca_data=ca_data,
-                      token=result.stdout.strip())
-    out.unlink(missing_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+        ca_data = yaml.safe_load(Path(admin).read_text())["clusters"][0]["cluster"]["certificate-authority-data"]
+    except (KeyError, IndexError, TypeError, yaml.YAMLError, UnicodeDecodeError):
+        raise ObserverError(f"{admin} has no cluster certificate-authority-data") from None
+    token = kubeconfigs.kubectl(admin, "create", "token", ACCOUNT, "-n", NAMESPACE, f"--duration={duration}").strip()
+    outputs.write_file(path, kubeconfig(rack=stack, server=server, ca_data=ca_data, token=token), mode=0o600)
     return f"wrote a read-only kubeconfig for {stack} to {out} (valid {duration}; context {stack}-observer)"

@@ -66,7 +66,7 @@ def push(service: str, image: str, stacks: Sequence[str], config_dir: Path, dry_
     changed = []
     for stack in ordered:
         path = config_dir / f"Pulumi.{stack}.yaml"
-        before = path.read_text()
+        before = stackfiles.read_text(path)
         after = rewrite(before, service, image)
         if after == before:
             out(f"{stack}: images.{service} is already {image}")

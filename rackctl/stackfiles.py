@@ -7,6 +7,7 @@ settings without running the program (rackctl/program.py runs it).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass
@@ -44,19 +45,83 @@ def _as_cli_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+MAX_BYTES = 1 << 20  # a rack of a thousand Pis, with shelves and host keys, is under 200 KiB
+MAX_DEPTH = 32  # the deepest config (guardrails.namespaces.NS.hostPaths) is six levels
+OTHER_NAMESPACES = ("pulumi", "kubernetes", "command")  # set by the CLI or its providers, not read here
+
+
+def read_text(path: Path) -> str:
+    """A stack file's text: UTF-8, and small enough to be one. Refused naming the file and the
+    place, never quoting it (it may hold a secret in plain text)."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except IsADirectoryError:
+        raise StackFileError(f"{path.name} is a directory, not a stack file") from None
+    except OSError as e:
+        raise StackFileError(f"{path.name} cannot be read: {e.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise StackFileError(f"{path.name} is over {MAX_BYTES // 1024} KiB; a stack file is a few KiB of config")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise StackFileError(f"{path.name} line {line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save it as "
+                             f"UTF-8") from None
+
+
+def _shape_problem(path: Path, text: str) -> Optional[str]:
+    """What the YAML's structure does that a stack file must not: aliases (an alias bomb expands
+    to gigabytes when the values are written out), nesting past MAX_DEPTH (the loader recurses)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
+
+    depth = 0
+    for event in YAML(typ="safe", pure=True).parse(text):
+        if isinstance(event, AliasEvent):
+            return f"{path.name} line {event.start_mark.line + 1}: uses a YAML alias (*{event.anchor}); write the " \
+                   f"value out"
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return f"{path.name} line {event.start_mark.line + 1}: nested over {MAX_DEPTH} levels deep"
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+    return None
+
+
+def _key_problem(path: Path, key: Any) -> Optional[str]:
+    """A config key the CLI would not hand to this program as one of its keys."""
+    if not isinstance(key, str):
+        return f"{path.name}: config key {key!r} is not a string; write it as {NAMESPACE}:<key>"
+    namespace, colon, name = key.partition(":")
+    if not colon or not namespace or not name:
+        return f"{path.name}: config key {key!r} has no namespace; write it as {NAMESPACE}:{key.strip(':')}"
+    if namespace != NAMESPACE and namespace not in OTHER_NAMESPACES:
+        hint = difflib.get_close_matches(namespace, [NAMESPACE], n=1, cutoff=0.5)
+        return (f"{path.name}: config key {key!r} is in namespace {namespace!r}, which this program does not read"
+                + (f"; did you mean {NAMESPACE}:{name}?" if hint else f"; its keys are {NAMESPACE}:<key>"))
+    return None
+
+
 def read_stack_file(path: Path) -> dict[str, Any]:
-    """The `config:` mapping of a stack file. Duplicate keys (YAML would keep the last silently),
-    a `config:` that is not a mapping, and broken YAML are refused, naming the place but never
-    quoting the file: it may hold a secret in plain text."""
+    """The `config:` mapping of a stack file. Refused, naming the file and the place but never
+    quoting it (it may hold a secret in plain text): text that is not UTF-8 or is too large,
+    broken YAML, aliases and deep nesting, duplicate keys (YAML would keep the last silently), a
+    `config:` that is not a mapping, and keys that are not `skolo:<key>`."""
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import DuplicateKeyError
     from ruamel.yaml.error import MarkedYAMLError
 
+    text = read_text(path)
     try:
-        doc = YAML(typ="safe", pure=True).load(path.read_text()) or {}
+        if problem := _shape_problem(path, text):
+            raise StackFileError(problem)
+        doc = YAML(typ="safe", pure=True).load(text) or {}
     except DuplicateKeyError as e:
         key = re.search(r'duplicate key "(.*?)"', e.problem or "")
-        raise StackFileError(f"{path.name} line {e.problem_mark.line + 1}: {key.group(1) if key else 'a key'} is set "
+        line = e.problem_mark.line + 1 if e.problem_mark else "?"
+        raise StackFileError(f"{path.name} line {line}: {key.group(1) if key else 'a key'} is set "
                              f"twice; YAML would silently keep the last one") from None
     except MarkedYAMLError as e:
         where = f" (line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1})" if e.problem_mark else ""
@@ -65,6 +130,9 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise StackFileError(f"{path.name}: expected `config:` to be a mapping of key: value, "
                              f"got {type(config).__name__ if config is not None else type(doc).__name__}")
+    for key in config:
+        if problem := _key_problem(path, key):
+            raise StackFileError(problem)
     return config
 
 

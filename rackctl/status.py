@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,17 +23,15 @@ from typing import Optional
 from components import kube
 from components.settings import Settings
 from components.swarming import SwarmingArgs
+from rackctl import kubeconfigs
 
 SWARMING_NAMESPACE = SwarmingArgs.namespace
 REQUEST_TIMEOUT = "15s"
 _SHELF = re.compile(r"^(.*)-(\d+)$")
-# How kubectl says the API server did not answer (refused, timed out, no route, no name).
-_UNREACHABLE = ("Unable to connect to the server", "was refused", "connection refused", "i/o timeout",
-                "no such host", "context deadline exceeded", "dial tcp", "no route to host")
 
 
-class StatusError(Exception):
-    """The cluster could not be read: one line, exit code 2."""
+class StatusError(kubeconfigs.KubeconfigError):
+    """The cluster could not be read, or bad input: one line, exit code 2."""
 
 
 @dataclass(frozen=True)
@@ -250,39 +247,17 @@ def compute(rack: Settings, nodes: dict, pods: Optional[dict], now: datetime) ->
 
 # --- reading the cluster ----------------------------------------------------------------------
 
-def _kubectl(kubeconfig: str, *args: str) -> str:
-    try:
-        result = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, *args], capture_output=True, text=True,
-                                timeout=60)
-    except FileNotFoundError:
-        raise StatusError("kubectl is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise StatusError("kubectl did not answer within 60s") from None
-    if result.returncode != 0:
-        line = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        if "Forbidden" in line or "Unauthorized" in line:
-            raise StatusError(f"the kubeconfig may not read the rack: {line}")
-        if any(s in line for s in _UNREACHABLE):
-            raise StatusError(f"cannot reach the API server: {line}")
-        raise StatusError(f"kubectl {' '.join(args[:2])} failed: {line}")
-    return result.stdout
-
-
 def read_cluster(stack: str, kubeconfig: Optional[str], swarming: bool) -> tuple[dict, Optional[dict]]:
     """(nodes, pods) as kubectl returns them, read-only, from the stack's own cluster."""
-    if not kubeconfig:
-        raise StatusError(f"no kubeconfig: run inside `rackctl attach {stack} -- ...`, or pass --kubeconfig "
-                          f"(e.g. one from `rackctl observer {stack}`)")
-    cluster = _kubectl(kubeconfig, "config", "view", "--minify", "-o", "jsonpath={.contexts[0].context.cluster}")
-    if cluster.strip() != stack:
-        raise StatusError(f"the kubeconfig is for cluster {cluster.strip()!r}, not {stack!r}; refusing to hold "
-                          f"{stack}'s config against another rack")
+    checked = kubeconfigs.for_rack(stack, kubeconfig, missing=f"run inside `rackctl attach {stack} -- ...`, or pass "
+                                   f"--kubeconfig (e.g. one from `rackctl observer {stack}`)",
+                                   refusing=f"hold {stack}'s config against another rack")
     reads: list[tuple[str, ...]] = [("get", "nodes", "-o", "json", f"--request-timeout={REQUEST_TIMEOUT}")]
     if swarming:
         reads.append(("get", "pods", "-n", SWARMING_NAMESPACE, "-o", "json", f"--request-timeout={REQUEST_TIMEOUT}"))
     # Both at once: on a 1000-Pi rack each is about a second of kubectl printing JSON.
     with ThreadPoolExecutor(len(reads)) as pool:
-        texts = list(pool.map(lambda args: _kubectl(kubeconfig, *args), reads))
+        texts = list(pool.map(lambda args: kubeconfigs.kubectl(checked, *args), reads))
     try:
         nodes = json.loads(texts[0])
         pods = json.loads(texts[1]) if swarming else None

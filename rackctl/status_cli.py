@@ -13,33 +13,29 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from rackctl import stackfiles, status, status_views
+from rackctl import kubeconfigs, outputs, stackfiles, status, status_views
 
 CLEAR = "\x1b[H\x1b[2J"
 
 
-def _write_page(out: Path, page: str) -> None:
-    """Write the page at `out`, replacing only a page rackctl status wrote before."""
-    if out.is_dir():
-        raise status.StatusError(f"--out {out} is a directory; give a file name such as {out}/rack.html")
-    if out.exists() and status_views.GENERATOR not in out.read_text(errors="replace")[:4096]:
-        raise status.StatusError(f"--out {out} exists and was not written by rackctl status; give a new file name")
-    tmp = out.with_name(f".{out.name}.rackctl-tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
+def _page_path(out: str) -> Path:
+    """--out: a new file, or a page rackctl status wrote before."""
+    return outputs.file_path("--out", out, lambda p: status_views.GENERATOR in (outputs.head(p) or ""),
+                             "rackctl status")
 
 
 def run(stack: str, config_dir: Path, kubeconfig: Optional[str], fmt: str, out: Optional[str], watch: bool,
         interval: float) -> int:
-    if out and fmt != "html":
+    if out is not None and fmt != "html":
         raise status.StatusError("--out is for --format html; text and json go to stdout")
+    page_path = _page_path(out) if out is not None else None
     if interval <= 0:
         raise status.StatusError(f"--interval: expected a number of seconds above 0, got {interval:g}")
     rack = stackfiles.settings_for(stack, config_dir)  # an unknown or bad stack stops here, before any cluster
     swarming = rack.enabled("swarming")
     colour = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     if not watch:
-        return _refresh(stack, rack, kubeconfig, fmt, out, swarming, colour, None)
+        return _refresh(stack, rack, kubeconfig, fmt, page_path, swarming, colour, None)
     # Ctrl-C only sets a flag: the refresh under way finishes and the loop ends. (A KeyboardInterrupt
     # raised at an arbitrary point can leave a lock of the thread pool held, and the exit hangs.)
     stop = threading.Event()
@@ -47,20 +43,20 @@ def run(stack: str, config_dir: Path, kubeconfig: Optional[str], fmt: str, out: 
     try:
         code = 0
         while not stop.is_set():
-            code = _refresh(stack, rack, kubeconfig, fmt, out, swarming, colour, interval)
+            code = _refresh(stack, rack, kubeconfig, fmt, page_path, swarming, colour, interval)
             stop.wait(interval)
         return code
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def _refresh(stack: str, rack, kubeconfig: Optional[str], fmt: str, out: Optional[str], swarming: bool,
+def _refresh(stack: str, rack, kubeconfig: Optional[str], fmt: str, out: Optional[Path], swarming: bool,
              colour: bool, interval: Optional[float]) -> int:
     """Read the cluster once and show it; the exit code of what it shows. `interval` is set under
     --watch, where a cluster that cannot be read is shown and retried rather than the end."""
     try:
         nodes, pods = status.read_cluster(stack, kubeconfig, swarming)
-    except status.StatusError as e:
+    except kubeconfigs.KubeconfigError as e:
         if interval is None:
             raise
         print(f"{CLEAR if colour else ''}rackctl: {e} (retrying in {interval:g}s)", flush=True)
@@ -69,7 +65,7 @@ def _refresh(stack: str, rack, kubeconfig: Optional[str], fmt: str, out: Optiona
     if fmt == "html":
         page = status_views.as_html(current, refresh=int(interval) if interval else None)
         if out:
-            _write_page(Path(out), page)
+            outputs.write_file(out, page)
         else:
             print(page, end="", flush=True)
     elif fmt == "json":

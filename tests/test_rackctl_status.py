@@ -290,7 +290,8 @@ def test_html_out_writes_a_page_and_never_replaces_a_file_it_did_not_write(cli):
     mine.write_text("<p>my notes</p>")
     refused = cli("--format", "html", "--out", str(mine))
     assert (refused.returncode, refused.stderr) == (
-        2, f"rackctl: --out {mine} exists and was not written by rackctl status; give a new file name\n")
+        2, f"rackctl: --out {mine} exists and was not written by rackctl status; give a new file name. Nothing was "
+           f"changed\n")
     assert mine.read_text() == "<p>my notes</p>"
 
 

@@ -180,9 +180,13 @@ def test_diff_names_a_stack_the_change_breaks(repo):
 # --- observer -------------------------------------------------------------------------------
 
 STAND_IN_KUBECTL = """#!/bin/sh
-# STAND-IN kubectl: records its arguments and answers `create token` like the API server would.
+# STAND-IN kubectl: records its arguments, names the admin kubeconfig's cluster (rackctl attach names
+# it after the rack) and answers `create token` like the API server would.
 echo "$*" >> "$STANDIN_LOG"
-echo "eyJstand-in-observer-token"
+case "$*" in
+  *"config view --minify"*) printf rack2 ;;
+  *"create token"*) echo "eyJstand-in-observer-token" ;;
+esac
 """
 
 
@@ -203,7 +207,9 @@ def test_observer_writes_a_read_only_kubeconfig_around_a_short_lived_token(tmp_p
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"wrote a read-only kubeconfig for rack2 to {out} (valid 8h; context rack2-observer)\n"
     assert "stand-in-observer-token" not in result.stdout + result.stderr
-    assert (tmp_path / "log").read_text() == f"--kubeconfig {admin} create token observer -n skolo-access --duration=8h\n"
+    assert (tmp_path / "log").read_text().splitlines() == [
+        f"--kubeconfig {admin} config view --minify -o jsonpath={{.contexts[0].context.cluster}}",
+        f"--kubeconfig {admin} create token observer -n skolo-access --duration=8h"]
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     import yaml
     config = yaml.safe_load(out.read_text())
