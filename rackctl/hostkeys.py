@@ -74,10 +74,29 @@ def scan(jumphost: Jumphost, pinned_key: str | None, addresses: Sequence[str],
         known = Path(tmp) / "known_hosts"
         host = jumphost.address if jumphost.port == 22 else f"[{jumphost.address}]:{jumphost.port}"
         known.write_text(f"{host} {pinned_key}\n")
-        out = _run(["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o",
-                    f"UserKnownHostsFile={known}", *ssh_options, "-p", str(jumphost.port),
-                    f"{jumphost.user}@{jumphost.address}", "--", *KEYSCAN, *addresses], "ssh-keyscan on the jumphost")
+        try:
+            out = _run(["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o",
+                        f"UserKnownHostsFile={known}", *ssh_options, "-p", str(jumphost.port),
+                        f"{jumphost.user}@{jumphost.address}", "--", *KEYSCAN, *addresses],
+                       "ssh-keyscan on the jumphost")
+        except HostKeysError as e:
+            if "Host key verification failed" in str(e):
+                raise HostKeysError(_pinned_jumphost_key_differs(jumphost, pinned_key)) from None
+            raise
     return pinned_key, best_keys(out)
+
+
+def _pinned_jumphost_key_differs(jumphost: Jumphost, pinned_key: str) -> str:
+    """Say that the pinned key is the one that differs, with what the jumphost offers now."""
+    try:
+        offered = best_keys(_run(KEYSCAN + ["-p", str(jumphost.port), jumphost.address], "ssh-keyscan"))
+    except HostKeysError:
+        offered = {}
+    now = offered.get(jumphost.address)
+    return (f"the jumphost {jumphost.address} does not have the key pinned as {settings.NAMESPACE}:jumphost.hostKey "
+            f"({fingerprint(pinned_key)})" + (f"; it offers {fingerprint(now)}" if now else "")
+            + ". A key copied from another rack's stack file, or a reinstalled jumphost: check the key on its "
+              "console, then delete hostKey and run rackctl hostkeys again. Nothing was read or written")
 
 
 def pin(text: str, keys: dict[tuple[str, str], str], parsed: settings.Settings) -> str:

@@ -102,3 +102,21 @@ def test_a_host_that_does_not_answer_is_named_and_the_rest_are_pinned(lab):
     config = yaml.safe_load(stack_file.read_text())["config"]
     assert config["skolo:jumphost"]["hostKey"] == rack.jumphost.host_key_pub
     assert "hostKey" not in config["skolo:services"]["routerBackup"]["devices"][0]
+
+
+def test_a_pinned_jumphost_key_that_differs_is_named_as_the_one_that_differs(lab):
+    """The new-rack mistake: a jumphost hostKey copied from another rack's stack file. ssh only says
+    "Host key verification failed"; rackctl says which key is wrong and what the host offers."""
+    rack, stack_file = lab
+    copied = rack.pis[0].host_key_pub  # some other host's key
+    text = stack_file.read_text().replace("    user: root\n", f"    user: root\n    hostKey: {copied}\n")
+    stack_file.write_text(text)
+    result = hostkeys(rack, stack_file)
+    from rackctl.hostkeys import fingerprint
+
+    assert (result.returncode, result.stderr) == (2, (
+        f"rackctl: the jumphost {rack.jumphost.address} does not have the key pinned as skolo:jumphost.hostKey "
+        f"({fingerprint(copied)}); it offers {fingerprint(rack.jumphost.host_key_pub)}. A key copied from another "
+        f"rack's stack file, or a reinstalled jumphost: check the key on its console, then delete hostKey and run "
+        f"rackctl hostkeys again. Nothing was read or written\n"))
+    assert stack_file.read_text() == text
