@@ -32,6 +32,14 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new(args: argparse.Namespace) -> int:
+    from rackctl import new
+
+    print(new.new(args.stack, _config_dir(args), args.jumphost_name, args.jumphost_address, args.lan_cidr, args.shelf,
+                  args.k3s_version))
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from rackctl import check
 
@@ -82,20 +90,26 @@ def _observer(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from rackctl import schema
+    from rackctl import options_doc, schema
 
-    project = _config_dir(args) / "Pulumi.yaml"
-    wanted = schema.render(project)
+    root = _config_dir(args)
+    generated = {root / "Pulumi.yaml": schema.render(root / "Pulumi.yaml"),
+                 root / options_doc.DOC: options_doc.services_markdown()}
     if args.write:
-        project.write_text(wanted)
-        print(f"wrote the config block of {project}")
+        for path, text in generated.items():
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path.relative_to(root)}")
     elif args.check:
-        if project.read_text() != wanted:
-            print(f"rackctl: {project} differs from the settings models; run: rackctl schema --write", file=sys.stderr)
+        stale = [path for path, text in generated.items() if not path.is_file() or path.read_text() != text]
+        for path in stale:
+            print(f"rackctl: {path.relative_to(root)} differs from the settings models; run: rackctl schema --write",
+                  file=sys.stderr)
+        if stale:
             return 1
-        print(f"{project} matches the settings models")
+        print("Pulumi.yaml and docs/services.md match the settings models")
     else:
-        print(wanted, end="")
+        print(generated[root / "Pulumi.yaml"], end="")
     return 0
 
 
@@ -139,7 +153,7 @@ def _stacks(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"render": _render, "check": _check, "diff": _diff, "attach": _attach, "push": _push,
+HANDLERS = {"new": _new, "render": _render, "check": _check, "diff": _diff, "attach": _attach, "push": _push,
             "observer": _observer, "hostkeys": _hostkeys, "schema": _schema, "status": _status, "drift": _drift,
             "stacks": _stacks}
 
@@ -163,14 +177,19 @@ def main(argv: list[str] | None = None) -> int:
     from rackctl.push import PushError
     from rackctl.drift import DriftError
     from rackctl.kubeconfigs import KubeconfigError
+    from rackctl.new import NewError
     from rackctl.outputs import OutputError
 
     try:
         return HANDLERS[args.command_name](args)
     except (ConfigError, stackfiles.StackFileError, AttachError, DiffError, HostKeysError, PushError,
-            ObserverError, render.RenderError, KubeconfigError, OutputError, DriftError) as e:
+            ObserverError, render.RenderError, KubeconfigError, OutputError, DriftError,
+            NewError) as e:
         print(f"rackctl: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`rackctl check | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:  # Ctrl-C outside the commands that handle it themselves (attach, status --watch)
         print("rackctl: interrupted", file=sys.stderr)
         return 130

@@ -8,6 +8,7 @@ import argparse
 DESCRIPTION = """\
 Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).
 
+  new STACK             a new rack's stack file from its jumphost, LAN and shelves
   render STACK          what a stack would put on its rack, as files (offline, no secrets)
   check                 validate every stack file, for CI
   diff [BASE] [HEAD]    what a change does to every rack: a diff of two renders (offline)
@@ -16,7 +17,7 @@ Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).
   observer STACK        a read-only kubeconfig (short-lived token) for one rack
   stacks                the stacks in canary order (smallest rack first)
   hostkeys STACK        pin every host's SSH host key in the stack file (trust on first use, once)
-  schema                Pulumi.yaml's config block, generated from the settings models
+  schema                Pulumi.yaml's config block and docs/services.md, generated from the settings models
   status STACK          the live rack held against its code: a map per shelf (text, JSON, HTML)
   drift STACK           the nightly drift check's verdict, kept as one GitHub issue per stack
 """
@@ -37,6 +38,21 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("stack", help="stack (rack) name, e.g. rack1 for Pulumi.rack1.yaml")
     r.add_argument("--out", help="output directory: new, empty, or one an earlier render wrote (whose files it "
                                  "replaces; nothing else is touched) (default: build/STACK)")
+
+    n = sub.add_parser("new", help="write a new rack's stack file from what differs per rack",
+                       description="Write Pulumi.STACK.yaml from the jumphost, the LAN and the shelves: no other "
+                                   "rack's devices or host keys. The k3s release and Skia's images come from the "
+                                   "canary stack (the smallest rack) unless given. Power cycling starts off until the "
+                                   "rack's own strips are listed. Checked before it is written; a file `pulumi stack "
+                                   "init` wrote gets the config added, one with config is refused. Then it prints the "
+                                   "next steps (hostkeys, secrets, check --strict).")
+    n.add_argument("stack", help="the new stack (rack) name, e.g. rack3")
+    n.add_argument("--jumphost-name", required=True, metavar="NAME", help="the jumphost's node name")
+    n.add_argument("--jumphost-address", required=True, metavar="ADDRESS", help="its IPv4 address on the rack LAN")
+    n.add_argument("--lan-cidr", metavar="NET", help="the rack LAN (default: the /24 of the jumphost's address)")
+    n.add_argument("--shelf", action="append", default=[], metavar="NAME:COUNT:FIRST_ADDRESS",
+                   help="a shelf of Pis named NAME-001.. at consecutive addresses (repeatable)")
+    n.add_argument("--k3s-version", metavar="VERSION", help="exact k3s release (default: the canary stack's)")
 
     c = sub.add_parser("check", help="validate every stack file (for CI)",
                        description="Run every stack's config through the settings layer and the program. Exits 1 "
@@ -106,10 +122,11 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("schema", help="Pulumi.yaml's config block, generated from the settings models",
                        description="Print Pulumi.yaml as the settings models (components/settings) declare it: every "
                                    "key with its type, description and default, and the secrets every stack needs. "
-                                   "--write rewrites the file's config block; --check exits 1 when it differs (CI).")
+                                   "--write rewrites the file's config block and docs/services.md (every service "
+                                   "option: type, default, meaning); --check exits 1 when either differs (CI).")
     mode = g.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="rewrite Pulumi.yaml's generated block")
-    mode.add_argument("--check", action="store_true", help="exit 1 when Pulumi.yaml differs from the models")
+    mode.add_argument("--write", action="store_true", help="rewrite Pulumi.yaml's generated block and docs/services.md")
+    mode.add_argument("--check", action="store_true", help="exit 1 when either differs from the models")
 
     t = sub.add_parser("status", help="the live rack held against its code",
                        description="Read the rack's cluster read-only (kubectl get nodes, and the swarming pods) "

@@ -25,7 +25,7 @@ NAMESPACE = "skolo"
 PLACEHOLDER_PREFIX = "rackctl-render-placeholder"
 
 
-def _placeholder(key: str) -> str:
+def placeholder(key: str) -> str:
     """A value of the right form for `key`, unmistakably not a real secret."""
     marker = f"{PLACEHOLDER_PREFIX}-{key}"
     form = next(s.form for s in settings.SECRETS if s.key == key)
@@ -189,7 +189,7 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR, secrets: Optional[
                 values[full] = supplied[short]
                 secret_keys.append(full)
         elif full not in values and short not in OPTIONAL_SECRETS:
-            values[full] = _placeholder(short)
+            values[full] = placeholder(short)
             secret_keys.append(full)
             placeholders.append(full)
     return StackConfig({k: _as_cli_value(v) for k, v in values.items()}, secret_keys, placeholders)

@@ -275,6 +275,25 @@ def test_pulumi_yaml_is_generated_from_the_models():
         "Pulumi.yaml differs from components/settings: run .venv/bin/python -m rackctl schema --write"
 
 
+def test_every_service_option_is_documented_from_the_models():
+    """docs/services.md is what the settings models and the components' Args say: every key of
+    every service, its type in the words of its check, its default and its meaning."""
+    from components.settings.services import Services
+    from rackctl import options_doc
+
+    text = (ROOT / "docs" / "services.md").read_text()
+    assert text == options_doc.services_markdown(), \
+        "docs/services.md differs from components/settings: run .venv/bin/python -m rackctl schema --write"
+    for service, field in Services.model_fields.items():
+        model = field.annotation
+        section = text.split(f"## {field.alias}\n", 1)[1].split("\n## ", 1)[0]
+        documented = {line.split("`")[1] for line in section.splitlines() if line.startswith("| `")}
+        assert documented == set(model.yaml_keys()) - {"topic"}, service
+    assert "| `schedule` | a cron schedule of five fields like '0 3 * * *' (minute 0-59" in text
+    assert "| `subnet` | an IPv4 network like 192.168.1.0/24 | the rack LAN |" in text
+    assert "| `retention` | a duration like 15s, 30d | `15d` (component default) | How long samples are kept. |" in text
+
+
 def test_pulumi_yaml_declares_what_the_cli_can_enforce_and_names_every_other_secret():
     """The CLI requires every declared key without a default in every stack and refuses a secret
     with a default: so only the secrets every stack needs are declared; the rest are listed."""

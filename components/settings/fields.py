@@ -32,20 +32,27 @@ def type_name(value: Any) -> str:
             float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
-def scalar(expected: str, check: Callable[[Any], Any], hint: str = "") -> PlainValidator:
-    """The validator of a config type, `Annotated[str, scalar(...)]`: `check` returns the clean
-    value, or None (or raises) for a bad one."""
+class Check:
+    """A config type's check: `check` returns the clean value, or None (or raises) for a bad one,
+    which is refused as `expected <expected>, got <the value><hint>`. `expected` also documents
+    the type (docs/services.md)."""
 
-    def validate(value: Any) -> Any:
+    def __init__(self, expected: str, check: Callable[[Any], Any], hint: str = ""):
+        self.expected, self.check, self.hint = expected, check, hint
+
+    def __call__(self, value: Any) -> Any:
         try:
-            result = check(value)
+            result = self.check(value)
         except (ValueError, TypeError, AttributeError):
             result = None
         if result is None:
-            raise fail(f"expected {expected}, got {show(value)}{hint}")
+            raise fail(f"expected {self.expected}, got {show(value)}{self.hint}")
         return result
 
-    return PlainValidator(validate)
+
+def scalar(expected: str, check: Callable[[Any], Any], hint: str = "") -> PlainValidator:
+    """The validator of a config type, `Annotated[str, scalar(...)]`."""
+    return PlainValidator(Check(expected, check, hint))
 
 
 def matching(pattern: str) -> Callable[[Any], Any]:
