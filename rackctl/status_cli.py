@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import signal
-import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -36,15 +36,32 @@ def run(stack: str, config_dir: Path, kubeconfig: Optional[str], fmt: str, out: 
     colour = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     if not watch:
         return _refresh(stack, rack, kubeconfig, fmt, page_path, swarming, colour, None)
-    # Ctrl-C only sets a flag: the refresh under way finishes and the loop ends. (A KeyboardInterrupt
-    # raised at an arbitrary point can leave a lock of the thread pool held, and the exit hangs.)
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Ctrl-C ends the loop without an exception at an arbitrary point: a KeyboardInterrupt inside the
+    # thread pool can leave its lock held (the exit then hangs), and a handler that takes a lock (an
+    # Event) can deadlock with the code it interrupted. So the handler only sets a flag, and raises
+    # only while the loop sleeps, where nothing holds a lock.
+    state = {"stop": False, "sleeping": False}
+
+    def on_sigint(*_: object) -> None:
+        state["stop"] = True
+        if state["sleeping"]:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    code = 0
     try:
-        code = 0
-        while not stop.is_set():
+        while not state["stop"]:
             code = _refresh(stack, rack, kubeconfig, fmt, page_path, swarming, colour, interval)
-            stop.wait(interval)
+            try:
+                state["sleeping"] = True
+                if not state["stop"]:
+                    time.sleep(interval)
+            except KeyboardInterrupt:
+                break
+            finally:
+                state["sleeping"] = False
+        return code
+    except KeyboardInterrupt:  # raised by the handler between the sleep and the flag's reset
         return code
     finally:
         signal.signal(signal.SIGINT, previous)

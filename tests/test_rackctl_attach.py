@@ -104,7 +104,9 @@ def lab(tmp_path):
                                                "powerCycle", "nfs", "swarming")}
         (config / "Pulumi.lab.yaml").write_text(yaml.safe_dump({"config": {
             "skolo:jumphost": {"name": "lab-jumphost", "address": rack.jumphost.address, "user": "root"},
-            "skolo:rpis": [], "skolo:k3sVersion": "v1.31.6+k3s1", "skolo:services": off}}))
+            # One Pi on paper (a rack has at least one); attach never reaches the Pis.
+            "skolo:rpis": [{"name": "lab-pi-001", "address": "10.231.0.50"}], "skolo:k3sVersion": "v1.31.6+k3s1",
+            "skolo:services": off}}))
         (tmp_path / "kubeconfig").write_text(KUBECONFIG)
         lab = Lab(rack, config)
         yield lab
