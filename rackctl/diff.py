@@ -9,6 +9,7 @@ does the diff.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import io
 import os
 import shutil
@@ -62,14 +63,31 @@ def export(repo: Path, rev: Optional[str], dest: Path) -> None:
         tar.extractall(dest, filter="data")
 
 
-def render_tree(tree: Path, out: Path) -> dict[str, str]:
-    """Render every stack of `tree` into out/<stack>; returns stack -> error for the ones that failed."""
+def stacks_in(tree: Path) -> set[str]:
+    return {p.name[len("Pulumi."):-len(".yaml")] for p in tree.glob("Pulumi.*.yaml")}
+
+
+def inputs_digest(tree: Path, stack: str) -> str:
+    """A digest of everything a render of `stack` could read in `tree`: every file but the other
+    stacks' files and rackctl/ (the current renderer is used on both sides)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+        rel = path.relative_to(tree).as_posix()
+        if rel.startswith("rackctl/") or (rel.startswith("Pulumi.") and rel not in ("Pulumi.yaml",
+                                                                                 f"Pulumi.{stack}.yaml")):
+            continue
+        h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def render_tree(tree: Path, out: Path, skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Render every stack of `tree` but `skip` into out/<stack>; returns stack -> error for the
+    ones that failed."""
     shutil.rmtree(tree / "rackctl", ignore_errors=True)
     shutil.copytree(RACKCTL, tree / "rackctl", ignore=shutil.ignore_patterns("__pycache__"))
     errors = {}
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
-    for stack_file in sorted(tree.glob("Pulumi.*.yaml")):
-        stack = stack_file.name[len("Pulumi."):-len(".yaml")]
+    for stack in sorted(stacks_in(tree) - skip):
         result = subprocess.run([sys.executable, "-m", "rackctl", "render", stack, "--out", str(out / stack)],
                                 cwd=tree, env=env, capture_output=True, text=True)
         if result.returncode != 0:
@@ -157,12 +175,18 @@ def run(repo: Path, base: Optional[str], head: Optional[str]) -> list[StackDiff]
         work = Path(tmp)
         export(repo, base, work / "base")
         export(repo, head, work / "head")
+        # A stack whose inputs are the same on both sides renders the same: no change, unrendered
+        # (a change to one rack's file does not re-render every other rack). One broken alike on
+        # both sides is then "no change" too: the change did not break it (rackctl check says it is).
+        same = frozenset(s for s in stacks_in(work / "base") & stacks_in(work / "head")
+                         if inputs_digest(work / "base", s) == inputs_digest(work / "head", s))
         # A stack the base cannot render (say, a revision older than its config) shows as added
         # in full; one the change breaks is an error.
-        render_tree(work / "base", work / "base-out")
-        head_errors = render_tree(work / "head", work / "head-out")
-        (work / "base-out").mkdir(exist_ok=True)
-        (work / "head-out").mkdir(exist_ok=True)
+        render_tree(work / "base", work / "base-out", skip=same)
+        head_errors = render_tree(work / "head", work / "head-out", skip=same)
+        for side in ("base-out", "head-out"):
+            for stack in same:
+                (work / side / stack).mkdir(parents=True, exist_ok=True)
         return compare(work / "base-out", work / "head-out", head_errors)
 
 

@@ -4,6 +4,7 @@ never see each other's registrations."""
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 
@@ -61,12 +62,21 @@ PLANTED = {
 
 @pytest.fixture
 def run_stack():
-    """run_stack(stack, overrides=None, secrets=PLANTED) -> program.Run"""
+    """run_stack(stack, overrides=None, secrets=PLANTED) -> program.Run. The program runs once per
+    (stack, overrides, secrets) in a test process (rack1 takes seconds); each test gets its own
+    deep copy, so no test sees another's changes."""
 
     def run(stack: str, overrides=None, secrets=None) -> program.Run:
-        return program.run_stack(stack, secrets=PLANTED if secrets is None else secrets, overrides=overrides)
+        key = (stack, json.dumps(overrides, sort_keys=True, default=str),
+               "planted" if secrets is None else json.dumps(secrets, sort_keys=True, default=str))
+        if key not in _RUNS:
+            _RUNS[key] = program.run_stack(stack, secrets=PLANTED if secrets is None else secrets, overrides=overrides)
+        return copy.deepcopy(_RUNS[key])
 
     return run
+
+
+_RUNS: dict[tuple[str, str, str], program.Run] = {}
 
 
 def stack_raw(stack: str) -> dict:
