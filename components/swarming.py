@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube, skia
+from components.labels import SWARMING_NAMESPACE
 
 HOOKS_PORT = 11000
 METRICS_PORT = 20000
@@ -52,7 +53,7 @@ class SwarmingArgs:
     """How many Pis (or what percentage) may be without a bot during an image roll."""
     termination_grace_seconds: int = 3600
     """How long a bot being replaced may take to finish its running test."""
-    namespace: str = "swarming"
+    namespace: str = SWARMING_NAMESPACE
     """Namespace of everything this component owns."""
 
 

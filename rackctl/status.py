@@ -1,6 +1,6 @@
 """`rackctl status STACK`: the live rack held against its code.
 
-Reads the cluster read-only with kubectl (`get nodes`, `get pods -n swarming`) through whatever
+Reads the cluster read-only with kubectl (`get --raw` of the Nodes and the swarming pods) through whatever
 kubeconfig the operator gives it: `rackctl attach STACK -- rackctl status STACK` (attach's tunnel
 and kubeconfig) or `--kubeconfig` (e.g. the observer's, `rackctl observer`). The kubeconfig must
 name the stack's own cluster: a status of rack1 drawn from rack2 is refused. Then every Pi the
@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional
 
-from components import kube
+from components import labels as kube
 from components.settings import Settings
-from components.swarming import SwarmingArgs
 from rackctl import kubeconfigs
 
-SWARMING_NAMESPACE = SwarmingArgs.namespace
+SWARMING_NAMESPACE = kube.SWARMING_NAMESPACE
 REQUEST_TIMEOUT = "15s"
 _SHELF = re.compile(r"^(.*)-(\d+)$")
 
@@ -208,7 +207,7 @@ def _problems(pi: Pi, k3s_version: str, bots_expected: bool, rolling: bool = Fal
 
 
 def compute(rack: Settings, nodes: dict, pods: Optional[dict], now: datetime) -> Status:
-    """The rack's status from `kubectl get nodes -o json` and `kubectl get pods -n swarming -o json`
+    """The rack's status from the Node list and the swarming pod list (the API's JSON)
     (None when swarming is off)."""
     by_name = {n["metadata"]["name"]: n for n in nodes.get("items") or ()}
     bots = {}
@@ -252,10 +251,13 @@ def read_cluster(stack: str, kubeconfig: Optional[str], swarming: bool) -> tuple
     checked = kubeconfigs.for_rack(stack, kubeconfig, missing=f"run inside `rackctl attach {stack} -- ...`, or pass "
                                    f"--kubeconfig (e.g. one from `rackctl observer {stack}`)",
                                    refusing=f"hold {stack}'s config against another rack")
-    reads: list[tuple[str, ...]] = [("get", "nodes", "-o", "json", f"--request-timeout={REQUEST_TIMEOUT}")]
+    # The API server's own JSON (--raw): kubectl's `-o json` decodes and re-encodes every object,
+    # about a second per read on a 1000-Pi rack; the raw list is the same data in a fifth of that.
+    reads: list[tuple[str, ...]] = [("get", "--raw", "/api/v1/nodes", f"--request-timeout={REQUEST_TIMEOUT}")]
     if swarming:
-        reads.append(("get", "pods", "-n", SWARMING_NAMESPACE, "-o", "json", f"--request-timeout={REQUEST_TIMEOUT}"))
-    # Both at once: on a 1000-Pi rack each is about a second of kubectl printing JSON.
+        reads.append(("get", "--raw", f"/api/v1/namespaces/{SWARMING_NAMESPACE}/pods",
+                      f"--request-timeout={REQUEST_TIMEOUT}"))
+    # Both at once.
     with ThreadPoolExecutor(len(reads)) as pool:
         texts = list(pool.map(lambda args: kubeconfigs.kubectl(checked, *args), reads))
     try:

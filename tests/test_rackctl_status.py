@@ -226,8 +226,8 @@ def test_status_command_prints_the_map_and_exits_1_on_drift(cli):
     first, *reads = (cli.recorded / "calls.log").read_text().splitlines()
     assert first == f"--kubeconfig {cli.tmp / 'kubeconfig'} config view --minify -o jsonpath={{.contexts[0].context.cluster}}"
     assert sorted(reads) == [
-        f"--kubeconfig {cli.tmp / 'kubeconfig'} get nodes -o json --request-timeout=15s",
-        f"--kubeconfig {cli.tmp / 'kubeconfig'} get pods -n swarming -o json --request-timeout=15s"]
+        f"--kubeconfig {cli.tmp / 'kubeconfig'} get --raw /api/v1/namespaces/swarming/pods --request-timeout=15s",
+        f"--kubeconfig {cli.tmp / 'kubeconfig'} get --raw /api/v1/nodes --request-timeout=15s"]
 
 
 def test_status_command_exits_0_when_the_rack_matches_its_code(cli):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube.labels import (
+from components.labels import (
     APP_LABEL, GOOGLE_KEY_DIR, NOBODY, PART_OF_LABEL, PULL_SECRET, RESTRICTED_ROLE_LABEL, ROLE_JUMPHOST, ROLE_LABEL, ROLE_RPI,
     STATE_DRAINED, STATE_LABEL, MAINTENANCE_LABEL, role_label)
 from components.kube.kit import Kit

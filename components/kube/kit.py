@@ -13,7 +13,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube.labels import GOOGLE_KEY_DIR, PART_OF_LABEL, PULL_SECRET
+from components.labels import GOOGLE_KEY_DIR, PART_OF_LABEL, PULL_SECRET
 from components.kube.workload import PROMETHEUS, Footprint, Mount, Peer, Workload, pod_template
 
 net = k8s.networking.v1

@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 
 import pulumi_kubernetes as k8s
 
-from components.kube.labels import APP_LABEL, NAMESPACE_LABEL, NOBODY, PART_OF_LABEL, RESTRICTED_ROLE_LABEL, \
+from components.labels import APP_LABEL, NAMESPACE_LABEL, NOBODY, PART_OF_LABEL, RESTRICTED_ROLE_LABEL, \
     ROLE_JUMPHOST, ROLE_LABEL, STATE_DRAINED, STATE_LABEL, MAINTENANCE_LABEL
 
 SCRATCH = "/tmp"

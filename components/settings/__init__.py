@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Optional
 
-import pulumi
 from pydantic import ValidationError
 
 from components.settings import secrets as _secrets
@@ -57,7 +56,9 @@ def decode(value: Any) -> Any:
 
 
 def load() -> Settings:
-    """Read this stack's `skolo:*` config from the Pulumi runtime and validate it."""
+    """Read this stack's `skolo:*` config from the Pulumi runtime and validate it. Bad config is
+    raised as a ConfigError that is also a pulumi.RunError: the CLI prints it without a traceback."""
+    import pulumi
     from pulumi.runtime import config as runtime
 
     # Every `skolo:` key the stack sets, so that a misspelt key is reported, not ignored.
@@ -67,4 +68,20 @@ def load() -> Settings:
            if k not in SECRET_KEYS and runtime.get_config(f"{NAMESPACE}:{k}") is not None}
     secrets = {k: runtime.get_config(f"{NAMESPACE}:{k}") for k in SECRET_KEYS}
     plaintext = {k for k, v in secrets.items() if v is not None and not runtime.is_config_secret(f"{NAMESPACE}:{k}")}
-    return parse(pulumi.get_stack(), raw, secrets, frozenset(plaintext))
+    try:
+        return parse(pulumi.get_stack(), raw, secrets, frozenset(plaintext))
+    except ConfigError as e:
+        raise _ReportedConfigError(e.stack, e.problems) from None
+
+
+def _reported_class() -> type[ConfigError]:
+    import pulumi
+
+    class ReportedConfigError(ConfigError, pulumi.RunError):
+        """A ConfigError the Pulumi CLI prints as a message, without a traceback."""
+
+    return ReportedConfigError
+
+
+def _ReportedConfigError(stack: str, problems: list[str]) -> ConfigError:  # noqa: N802 - raised like a class
+    return _reported_class()(stack, problems)

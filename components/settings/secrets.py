@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Callable, Mapping, NamedTuple, Optional
 
-import pulumi
 from pydantic import SecretStr
 
 from components.settings.fields import NAMESPACE
 
 if TYPE_CHECKING:
+    import pulumi
+
     from components.settings.models import Settings
 
 
@@ -25,8 +26,10 @@ class Secret(SecretStr):
 
     reveal = SecretStr.get_secret_value
 
-    def output(self) -> pulumi.Output[str]:
+    def output(self) -> "pulumi.Output[str]":
         """The value as a secret Output, the only form in which it should reach a resource."""
+        import pulumi
+
         return pulumi.Output.secret(self.get_secret_value())
 
 

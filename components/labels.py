@@ -30,3 +30,7 @@ NOBODY = 65534
 def role_label(role: str) -> str:
     """`key=value` form for k3s's node-label flag."""
     return f"{ROLE_LABEL}={role}"
+
+# Where the swarming bots run: the Swarming component's namespace, read by `rackctl status` (which
+# should not have to import the Pulumi SDK to know it).
+SWARMING_NAMESPACE = "swarming"
