@@ -131,18 +131,22 @@ def _drift(args: argparse.Namespace) -> int:
 
     from rackctl import drift
 
-    def read(path: str) -> str:
+    missing: list[str] = []
+
+    def read(option: str, path: str) -> str:
         try:
             return Path(path).read_text(errors="replace")
-        except OSError:
+        except OSError as e:
+            missing.append(f"{option} {path} ({e.strerror.lower() if e.strerror else 'unreadable'})")
             return ""
 
     env = os.environ
     run_url = (f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
                if all(env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")) else "a local run")
-    code, said = drift.report(args.stack, read(args.preview), args.preview_code, read(args.status), args.status_code,
+    preview, status = read("--preview", args.preview), read("--status", args.status)
+    code, said = drift.report(args.stack, preview, args.preview_code, status, args.status_code,
                               datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                              None if args.dry_run else drift.github_from_env(), run_url)
+                              None if args.dry_run else drift.github_from_env(), run_url, missing)
     print(said)
     return code
 

@@ -19,7 +19,7 @@ import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 NO_CHANGES_EXPECTED = "no changes were expected but changes were proposed"
 LABEL = "drift"
@@ -50,28 +50,33 @@ class Finding:
         return {"clean": 0, "drift": 1, "error": 2}[self.state]
 
 
-def assess(preview: str, preview_code: int, status: str, status_code: int) -> Finding:
-    said, states = [], set()
-    if preview_code == 0:
-        said.append("pulumi preview --refresh: no changes")
-    elif NO_CHANGES_EXPECTED in preview:
-        states.add("drift")
-        said.append("pulumi preview --refresh: the rack differs from the stack's state or code (diff below)")
-    else:
-        states.add("error")
-        said.append(f"pulumi preview --refresh failed (exit {preview_code}); see its output below")
-    try:
-        summary = json.loads(status)["summary"] if status_code in (0, 1) else None
-    except (ValueError, KeyError, TypeError):
-        summary = None
-    if status_code in (0, 1) and summary is not None:
-        said.append(f"rackctl status: {summary}")
-        if status_code == 1:
+def assess(preview: str, preview_code: int, status: str, status_code: int, missing: Sequence[str] = ()) -> Finding:
+    """The verdict. `missing` names input files that were not there ("--preview FILE (...)"): that
+    side could not be checked, which is an error, never "no changes"."""
+    said = [f"{what} is missing: the step that writes it did not run, so it was not checked" for what in missing]
+    states = {"error"} if missing else set()
+    if not any(what.startswith("--preview") for what in missing):
+        if preview_code == 0:
+            said.append("pulumi preview --refresh: no changes")
+        elif NO_CHANGES_EXPECTED in preview:
             states.add("drift")
-    else:
-        states.add("error")
-        last = (status.strip().splitlines() or ["no output"])[-1]
-        said.append(f"rackctl status could not read the rack (exit {status_code}): {last}")
+            said.append("pulumi preview --refresh: the rack differs from the stack's state or code (diff below)")
+        else:
+            states.add("error")
+            said.append(f"pulumi preview --refresh failed (exit {preview_code}); see its output below")
+    if not any(what.startswith("--status") for what in missing):
+        try:
+            summary = json.loads(status)["summary"] if status_code in (0, 1) else None
+        except (ValueError, KeyError, TypeError):
+            summary = None
+        if status_code in (0, 1) and summary is not None:
+            said.append(f"rackctl status: {summary}")
+            if status_code == 1:
+                states.add("drift")
+        else:
+            states.add("error")
+            last = (status.strip().splitlines() or ["no output"])[-1]
+            said.append(f"rackctl status could not read the rack (exit {status_code}): {last}")
     state = "error" if "error" in states else "drift" if "drift" in states else "clean"
     return Finding(state, said)
 
@@ -145,10 +150,10 @@ class GitHub:
 
 
 def report(stack: str, preview: str, preview_code: int, status: str, status_code: int, when: str,
-           github: Optional[GitHub], run_url: str) -> tuple[int, str]:
+           github: Optional[GitHub], run_url: str, missing: Sequence[str] = ()) -> tuple[int, str]:
     """Assess, find the open issue, decide and apply (or with no `github`, only say). Returns the
     exit code and what was done, one line each."""
-    finding = assess(preview, preview_code, status, status_code)
+    finding = assess(preview, preview_code, status, status_code, missing)
     number = github.open_issue(stack) if github else None
     action = decide(finding, number)
     if github:

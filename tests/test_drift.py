@@ -215,3 +215,18 @@ def test_dry_run_says_what_it_would_do_without_github(tmp_path):
     assert result.returncode == 1
     assert result.stdout.splitlines()[0] == "rack1: drift"
     assert result.stdout.splitlines()[-1] == "  would have: opened an issue (--dry-run)"
+
+
+def test_a_missing_input_file_is_named_and_never_no_changes(tmp_path):
+    """The preview step died before writing its output, and its exit code (0 by default in the
+    workflow's variable) says nothing: that is 'could not check', naming the file, exit 2."""
+    (tmp_path / "s").write_text(DRIFT_STATUS)
+    result = subprocess.run([sys.executable, "-m", "rackctl", "drift", "rack1", "--preview", str(tmp_path / "p"),
+                             "--preview-code", "0", "--status", str(tmp_path / "s"), "--status-code", "1",
+                             "--dry-run"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    assert lines[0] == "rack1: error"
+    assert lines[1] == (f"  --preview {tmp_path / 'p'} (no such file or directory) is missing: the step that writes "
+                        f"it did not run, so it was not checked")
+    assert "no changes" not in result.stdout
