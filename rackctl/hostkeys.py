@@ -64,10 +64,9 @@ def scan(jumphost: Jumphost, pinned_key: str | None, addresses: Sequence[str],
          ssh_options: Sequence[str]) -> tuple[str, dict[str, str]]:
     """The jumphost's key (pinned, or read now), and what the jumphost reads of `addresses`."""
     if pinned_key is None:
-        keys = best_keys(_run(KEYSCAN + ["-p", str(jumphost.port), jumphost.address], "ssh-keyscan of the jumphost"))
-        if jumphost.address not in keys:
+        pinned_key = _offered(jumphost)
+        if pinned_key is None:
             raise HostKeysError(f"the jumphost {jumphost.address}:{jumphost.port} did not answer ssh-keyscan")
-        pinned_key = keys[jumphost.address]
     if not addresses:
         return pinned_key, {}
     with tempfile.TemporaryDirectory(prefix="rackctl-hostkeys-") as tmp:
@@ -86,13 +85,18 @@ def scan(jumphost: Jumphost, pinned_key: str | None, addresses: Sequence[str],
     return pinned_key, best_keys(out)
 
 
+def _offered(jumphost: Jumphost) -> str | None:
+    """The key the jumphost offers now, read from here (ssh-keyscan), or None when it does not answer."""
+    keys = best_keys(_run(KEYSCAN + ["-p", str(jumphost.port), jumphost.address], "ssh-keyscan of the jumphost"))
+    return keys.get(jumphost.address)
+
+
 def _pinned_jumphost_key_differs(jumphost: Jumphost, pinned_key: str) -> str:
     """Say that the pinned key is the one that differs, with what the jumphost offers now."""
     try:
-        offered = best_keys(_run(KEYSCAN + ["-p", str(jumphost.port), jumphost.address], "ssh-keyscan"))
+        now = _offered(jumphost)
     except HostKeysError:
-        offered = {}
-    now = offered.get(jumphost.address)
+        now = None
     return (f"the jumphost {jumphost.address} does not have the key pinned as {settings.NAMESPACE}:jumphost.hostKey "
             f"({fingerprint(pinned_key)})" + (f"; it offers {fingerprint(now)}" if now else "")
             + ". A key copied from another rack's stack file, or a reinstalled jumphost: check the key on its "

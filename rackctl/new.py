@@ -83,13 +83,11 @@ def new(stack: str, config_dir: Path, name: str, address: str, lan_cidr: Optiona
         raise NewError(f"STACK: expected a stack name of letters, digits, '-', '_' and '.', got {stack!r}")
     if not shelves:
         raise NewError("give the rack's Pis with --shelf NAME:COUNT:FIRST_ADDRESS (repeatable)")
-    path = config_dir / f"Pulumi.{stack}.yaml"
-    head = ""
-    if path.exists() or path.is_symlink():
-        outputs.file_path("STACK", str(path), lambda p: True, "rackctl new")  # a plain file, not a link
-        head = stackfiles.read_text(path)
-        if stackfiles.read_stack_file(path):
-            raise NewError(f"{path.name} already has config; edit it instead (nothing was changed)")
+    # A new file, or a plain one (not a link) that `pulumi stack init` wrote, to add config to.
+    path = outputs.file_path("STACK", str(config_dir / f"Pulumi.{stack}.yaml"), lambda p: True, "rackctl new")
+    head = stackfiles.read_text(path) if path.exists() else ""
+    if head and stackfiles.read_stack_file(path):
+        raise NewError(f"{path.name} already has config; edit it instead (nothing was changed)")
     shared_version, images, source = _shared(stack, config_dir)
     version = k3s_version or shared_version
     if not version:

@@ -68,11 +68,8 @@ def type_text(annotation: typing.Any, metadata: typing.Sequence[typing.Any] = ()
     if typing.get_origin(annotation) is typing.Union:
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
     if typing.get_origin(annotation) is typing.Annotated:
-        base, *metadata = typing.get_args(annotation)
-        for m in metadata:
-            if isinstance(m, PlainValidator) and isinstance(m.func, Check):
-                return m.func.expected
-        annotation = base
+        base, *inner = typing.get_args(annotation)
+        return type_text(base, inner)
     origin = typing.get_origin(annotation)
     if origin is tuple:
         return f"a list of {type_text(typing.get_args(annotation)[0]).removeprefix('a ').removeprefix('an ')}"

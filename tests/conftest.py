@@ -60,7 +60,7 @@ PLANTED = {
 }
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def run_stack():
     """run_stack(stack, overrides=None, secrets=PLANTED) -> program.Run. The program runs once per
     (stack, overrides, secrets) in a test process (rack1 takes seconds); each test gets its own

@@ -60,11 +60,8 @@ def containers(run) -> dict[str, tuple[dict, dict]]:
 
 
 @pytest.fixture(scope="module")
-def rack1(request):
-    from tests.conftest import PLANTED
-    from rackctl import program
-
-    return program.run_stack("rack1", secrets=PLANTED)
+def rack1(run_stack):
+    return run_stack("rack1")
 
 
 def test_every_container_is_one_whose_image_was_read(rack1):

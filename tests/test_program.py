@@ -250,9 +250,12 @@ def test_every_kubernetes_resource_uses_the_rack_provider(run_stack):
 
 
 def test_bad_config_stops_the_program_before_any_resource(run_stack):
-    with pytest.raises(ConfigError):
+    import pulumi
+
+    with pytest.raises(ConfigError) as e:
         run = run_stack("rack2", overrides={"k3sVersion": "latest"})
         assert run.resources == []
+    assert isinstance(e.value, pulumi.RunError)  # the CLI prints it as a message, without a traceback
 
 
 def test_rewrite_kubeconfig_renames_and_repoints():

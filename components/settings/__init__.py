@@ -71,17 +71,7 @@ def load() -> Settings:
     try:
         return parse(pulumi.get_stack(), raw, secrets, frozenset(plaintext))
     except ConfigError as e:
-        raise _ReportedConfigError(e.stack, e.problems) from None
+        class ReportedConfigError(ConfigError, pulumi.RunError):
+            """A ConfigError the Pulumi CLI prints as a message, without a traceback."""
 
-
-def _reported_class() -> type[ConfigError]:
-    import pulumi
-
-    class ReportedConfigError(ConfigError, pulumi.RunError):
-        """A ConfigError the Pulumi CLI prints as a message, without a traceback."""
-
-    return ReportedConfigError
-
-
-def _ReportedConfigError(stack: str, problems: list[str]) -> ConfigError:  # noqa: N802 - raised like a class
-    return _reported_class()(stack, problems)
+        raise ReportedConfigError(e.stack, e.problems) from None
