@@ -43,7 +43,7 @@ def _new(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from rackctl import check
 
-    names = args.stacks.split(",") if args.stacks else stackfiles.stacks(_config_dir(args))
+    names = args.stacks if args.stacks else stackfiles.stacks(_config_dir(args))
     lines, ok = check.check(names, _config_dir(args), args.strict)
     print("\n".join(lines))
     return 0 if ok else 1
@@ -77,7 +77,7 @@ def _push(args: argparse.Namespace) -> int:
     config_dir = _config_dir(args)
     if args.all == bool(args.stacks):
         raise push.PushError("name the stacks with --stacks rack1,rack2, or use --all")
-    names = stackfiles.stacks(config_dir) if args.all else args.stacks.split(",")
+    names = stackfiles.stacks(config_dir) if args.all else args.stacks
     return push.push(args.service, args.image, names, config_dir, args.dry_run, args.up)
 
 
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("only attach takes a command after --")
     args.command = trailing
     from rackctl.attach import AttachError
+    from rackctl.check import CheckError
     from rackctl.diff import DiffError
     from rackctl.hostkeys import HostKeysError
     from rackctl.observer import ObserverError
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         return HANDLERS[args.command_name](args)
     except (ConfigError, stackfiles.StackFileError, AttachError, DiffError, HostKeysError, PushError,
             ObserverError, render.RenderError, KubeconfigError, OutputError, DriftError,
-            NewError) as e:
+            NewError, CheckError) as e:
         print(f"rackctl: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`rackctl check | head`): nothing more to say

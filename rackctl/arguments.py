@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from rackctl import stackfiles
+
 DESCRIPTION = """\
 Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).
 
@@ -23,6 +25,18 @@ Operate Skolo racks: one Pulumi stack per rack (Pulumi.<rack>.yaml).
 """
 
 
+def _stack(text: str) -> str:
+    """A STACK argument, checked as a name (stackfiles.stack_name) before any command runs."""
+    try:
+        return stackfiles.stack_name(text)
+    except stackfiles.StackFileError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _stacks(text: str) -> list[str]:
+    """--stacks rack1,rack2: each a stack name."""
+    return [_stack(name) for name in text.split(",")]
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rackctl", description=DESCRIPTION,
@@ -35,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
                                    "no network, no secrets needed: missing secrets become marked placeholders) and "
                                    "write every Kubernetes object and host script it declares under OUT, then print "
                                    "a summary.")
-    r.add_argument("stack", help="stack (rack) name, e.g. rack1 for Pulumi.rack1.yaml")
+    r.add_argument("stack", type=_stack, help="stack (rack) name, e.g. rack1 for Pulumi.rack1.yaml")
     r.add_argument("--out", help="output directory: new, empty, or one an earlier render wrote (whose files it "
                                  "replaces; nothing else is touched) (default: build/STACK)")
 
@@ -46,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
                                    "rack's own strips are listed. Checked before it is written; a file `pulumi stack "
                                    "init` wrote gets the config added, one with config is refused. Then it prints the "
                                    "next steps (hostkeys, secrets, check --strict).")
-    n.add_argument("stack", help="the new stack (rack) name, e.g. rack3")
+    n.add_argument("stack", type=_stack, help="the new stack (rack) name, e.g. rack3")
     n.add_argument("--jumphost-name", required=True, metavar="NAME", help="the jumphost's node name")
     n.add_argument("--jumphost-address", required=True, metavar="ADDRESS", help="its IPv4 address on the rack LAN")
     n.add_argument("--lan-cidr", metavar="NET", help="the rack LAN (default: the /24 of the jumphost's address)")
@@ -58,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Run every stack's config through the settings layer and the program. Exits 1 "
                                    "when a stack has a config problem. Secrets missing from a stack file are "
                                    "warnings (errors with --strict).")
-    c.add_argument("--stacks", help="comma-separated stacks (default: all)")
+    c.add_argument("--stacks", type=_stacks, help="comma-separated stacks (default: all)")
     c.add_argument("--strict", action="store_true", help="a secret missing from a stack file is an error")
 
     d = sub.add_parser("diff", help="diff what two revisions put on every rack",
@@ -81,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
                                    "free local port, write a private 0600 KUBECONFIG pointing at it and run COMMAND "
                                    "(default: an interactive shell). The tunnel and the file are removed on exit, "
                                    "also on Ctrl-C.")
-    a.add_argument("stack")
+    a.add_argument("stack", type=_stack)
     a.add_argument("--kubeconfig", help="kubeconfig file instead of the stack output")
     a.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
                    help="extra ssh argument, e.g. --ssh-option=-i --ssh-option=~/.ssh/chrome-bot (repeatable)")
@@ -92,7 +106,7 @@ def parser() -> argparse.ArgumentParser:
                                    "for each, smallest rack first, stopping at the first failure.")
     u.add_argument("service", help="image key: metadata, alertToPubsub, powerCycle, swarming, prometheus, ...")
     u.add_argument("image", help="pinned image reference, e.g. gcr.io/skia-public/metadata:2025-...-clean")
-    u.add_argument("--stacks", help="comma-separated stacks")
+    u.add_argument("--stacks", type=_stacks, help="comma-separated stacks")
     u.add_argument("--all", action="store_true", help="every stack")
     u.add_argument("--dry-run", action="store_true", help="show the change, write nothing, run nothing")
     u.add_argument("--up", action="store_true", help="run the pulumi up commands")
@@ -102,7 +116,7 @@ def parser() -> argparse.ArgumentParser:
                                    "token, through an admin kubeconfig: --kubeconfig or $KUBECONFIG, e.g. inside "
                                    "`rackctl attach STACK -- ...`) and write a 0600 kubeconfig around it that points at "
                                    "the stack's API server. It can read the rack, never its Secrets.")
-    o.add_argument("stack")
+    o.add_argument("stack", type=_stack)
     o.add_argument("--out", required=True, help="where to write the kubeconfig (0600)")
     o.add_argument("--kubeconfig", help="admin kubeconfig (default: $KUBECONFIG)")
     o.add_argument("--duration", default="8h", help="token lifetime, e.g. 8h or 30m (default 8h)")
@@ -114,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
                                    "Pulumi.STACK.yaml, comments kept, for review in a pull request. A pinned key is "
                                    "never replaced; a changed one is reported. Exits 1 when a host did not answer "
                                    "or a key changed.")
-    h.add_argument("stack")
+    h.add_argument("stack", type=_stack)
     h.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
                    help="extra ssh argument for the connection to the jumphost (repeatable)")
     h.add_argument("--dry-run", action="store_true", help="show what would be pinned, write nothing")
@@ -135,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
                                    "shelf, every Pi's Ready, cordon/drain against its configured state, swarming bot, "
                                    "kubelet version against k3sVersion and last heartbeat. Exits 0 when the rack "
                                    "matches its code, 1 on drift, 2 when the cluster cannot be read.")
-    t.add_argument("stack")
+    t.add_argument("stack", type=_stack)
     t.add_argument("--kubeconfig", help="kubeconfig for the rack (default: $KUBECONFIG); read-only is enough")
     t.add_argument("--format", choices=("text", "json", "html"), default="text",
                    help="text (default; colour on a terminal), json (stable, format 1), html (one self-contained page)")
@@ -148,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
                                    "--expect-no-changes` and of `rackctl status --format json`, then open, update or "
                                    "close the stack's one drift issue through GitHub's API ($GITHUB_REPOSITORY, "
                                    "$GITHUB_TOKEN, $GITHUB_API_URL). Exits 0 clean, 1 drift, 2 could not check.")
-    f.add_argument("stack")
+    f.add_argument("stack", type=_stack)
     f.add_argument("--preview", required=True, metavar="FILE", help="the preview's output")
     f.add_argument("--preview-code", required=True, type=int, metavar="N", help="the preview's exit code")
     f.add_argument("--status", required=True, metavar="FILE", help="rackctl status --format json's output")

@@ -169,7 +169,17 @@ def _names(stack: str, names: list[str]) -> str:
     return f"{len(names)} more files under {stack}/{os.path.commonpath(names)}/"
 
 
+def in_git(repo: Path) -> None:
+    """Refuse a project that is not in a git work tree: diff compares two of its commits."""
+    result = subprocess.run(["git", "-C", str(repo), "rev-parse", "--is-inside-work-tree"], capture_output=True,
+                            text=True)
+    if result.returncode != 0 or result.stdout.strip() != "true":
+        raise DiffError(f"{repo} is not in a git repository; rackctl diff compares two commits of the project "
+                        f"(run it in a clone, or use rackctl render STACK for one tree)")
+
+
 def run(repo: Path, base: Optional[str], head: Optional[str]) -> list[StackDiff]:
+    in_git(repo)
     base = base or default_base(repo)
     with tempfile.TemporaryDirectory(prefix="rackctl-diff-") as tmp:
         work = Path(tmp)

@@ -21,7 +21,7 @@ from typing import Sequence
 
 from components import settings
 from components.settings.hosts import Jumphost
-from rackctl import stackfiles
+from rackctl import check, stackfiles
 
 PREFERENCE = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa")
 KEYSCAN = ["ssh-keyscan", "-T", "5", "-t", "ed25519,ecdsa,rsa"]
@@ -147,9 +147,10 @@ def hostkeys(stack: str, config_dir: Path, ssh_options: Sequence[str], dry_run: 
             out(f"pin {what} {name} ({address}): {seen.split()[0]} {fingerprint(seen)}")
         elif pinned != seen:
             changed.append(f"{what} {name} ({address}) offers {fingerprint(seen)}, pinned {fingerprint(pinned)}")
-    path = config_dir / f"Pulumi.{stack}.yaml"
+    path = stackfiles.stack_path(config_dir, stack)
     if new:
         after = pin(stackfiles.read_text(path), new, parsed)
+        check.before_writing(stack, config_dir, after, f"pinning {len(new)} host keys")
         if not dry_run:
             path.write_text(after)
         out(f"{'would pin' if dry_run else 'pinned'} {len(new)} host keys in {path.name}; review them in the pull "

@@ -18,8 +18,7 @@ from typing import Any, Optional
 
 from components import settings
 from components.settings import ConfigError
-from components.settings.secrets import OPTIONAL
-from rackctl import outputs, stackfiles
+from rackctl import check, outputs, stackfiles
 
 
 class NewError(Exception):
@@ -67,24 +66,12 @@ def config_for(stack: str, jumphost: dict[str, Any], shelves: list[dict[str, Any
     return config
 
 
-def _check(stack: str, config: dict[str, Any]) -> None:
-    raw = {key.split(":", 1)[1]: value for key, value in config.items()}
-    secrets = {key: stackfiles.placeholder(key) for key in settings.SECRET_KEYS if key not in OPTIONAL}
-    try:
-        settings.parse(stack, raw, secrets)
-    except ConfigError as e:
-        raise NewError(f"the new stack {stack!r} would not pass check; nothing was written:\n"
-                       + "\n".join(f"  {p}" for p in e.problems)) from None
-
-
 def new(stack: str, config_dir: Path, name: str, address: str, lan_cidr: Optional[str], shelves: list[str],
         k3s_version: Optional[str]) -> str:
-    if not stack or not all(c.isalnum() or c in "-_." for c in stack):
-        raise NewError(f"STACK: expected a stack name of letters, digits, '-', '_' and '.', got {stack!r}")
     if not shelves:
         raise NewError("give the rack's Pis with --shelf NAME:COUNT:FIRST_ADDRESS (repeatable)")
     # A new file, or a plain one (not a link) that `pulumi stack init` wrote, to add config to.
-    path = outputs.file_path("STACK", str(config_dir / f"Pulumi.{stack}.yaml"), lambda p: True, "rackctl new")
+    path = outputs.file_path("STACK", str(stackfiles.stack_path(config_dir, stack)), lambda p: True, "rackctl new")
     head = stackfiles.read_text(path) if path.exists() else ""
     if head and stackfiles.read_stack_file(path):
         raise NewError(f"{path.name} already has config; edit it instead (nothing was changed)")
@@ -96,7 +83,6 @@ def new(stack: str, config_dir: Path, name: str, address: str, lan_cidr: Optiona
     if lan_cidr:
         jumphost["lanCidr"] = lan_cidr
     config = config_for(stack, jumphost, [parse_shelf(s) for s in shelves], version, images)
-    _check(stack, config)
     shared = f"; the k3s release and Skia's images are {source}'s, the canary's" if source else ""
     lines = [f"# {stack}: written by `rackctl new`. The jumphost, LAN and shelves are this rack's{shared}.",
              "# No host key is pinned yet: `rackctl hostkeys` pins each one, for review.",
@@ -106,6 +92,7 @@ def new(stack: str, config_dir: Path, name: str, address: str, lan_cidr: Optiona
     out = io.StringIO()
     y.dump({"config": config}, out)
     text = head.rstrip("\n") + ("\n" if head.strip() else "") + "\n".join(lines) + "\n" + out.getvalue()
+    check.before_writing(stack, config_dir, text, f"rackctl new {stack}")
     outputs.write_file(path, text)
     pis = sum(s["count"] for s in config[f"{settings.NAMESPACE}:rpis"])
     lan = ipaddress.IPv4Network(lan_cidr) if lan_cidr else None

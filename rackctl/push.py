@@ -1,7 +1,8 @@
 """`rackctl push SERVICE IMAGE`: roll a new image of one service out to the racks, as pushk did.
 
 Rewrites `skolo:images.<SERVICE>` in each chosen stack file (an image pinned by digest is only
-ever replaced by one pinned by digest), keeping its comments and layout
+ever replaced by one pinned by digest; every rewritten file must pass `rackctl check`, or none is
+written), keeping its comments and layout
 (ruamel.yaml round-trip), shows the diff, and prints, or with --up runs, `pulumi up -s STACK`
 for each stack in canary order (the smallest rack first), stopping at the first failure.
 """
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from components import settings
 from components.settings.base import lines
 from components.settings.services import Images
-from rackctl import stackfiles
+from rackctl import check, stackfiles
 
 
 class PushError(Exception):
@@ -63,15 +64,19 @@ def push(service: str, image: str, stacks: Sequence[str], config_dir: Path, dry_
             raise PushError(f"images.{service} is pinned by digest in {', '.join(pinned)}; give the new image in "
                             f"the same form, <repository>:<tag>@sha256:<digest> (`docker buildx imagetools inspect "
                             f"<repository>:<tag>` prints the digest); nothing was changed")
-    changed = []
+    rewritten: dict[str, tuple[Path, str, str]] = {}
     for stack in ordered:
-        path = config_dir / f"Pulumi.{stack}.yaml"
+        path = stackfiles.stack_path(config_dir, stack)
         before = stackfiles.read_text(path)
         after = rewrite(before, service, image)
         if after == before:
             out(f"{stack}: images.{service} is already {image}")
             continue
-        changed.append(stack)
+        check.before_writing(stack, config_dir, after, f"images.{service}: {image}")
+        rewritten[stack] = (path, before, after)
+    # Every stack is checked before any is written: a push is refused whole.
+    changed = list(rewritten)
+    for path, before, after in rewritten.values():
         out("".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
                                          fromfile=f"a/{path.name}", tofile=f"b/{path.name}")).rstrip("\n"))
         if not dry_run:

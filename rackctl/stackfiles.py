@@ -40,6 +40,24 @@ class StackFileError(Exception):
     """The stack file cannot be read at all (as opposed to config the settings layer rejects)."""
 
 
+STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+"""Pulumi's own rule for a stack name (sdk/go/common/tokens/stack_name.go: letters, digits, '_',
+'.', '-', at most 100), and a letter or digit first, so a name is never '.', '..' or a flag."""
+
+
+def stack_name(text: str) -> str:
+    """`text` if it may name a stack; every command's stack arguments come through here."""
+    if not STACK_NAME.fullmatch(text):
+        raise StackFileError(f"stack name {text!r}: expected letters, digits, '-', '_' and '.', starting with a "
+                             f"letter or digit, at most 100 (rack3 names Pulumi.rack3.yaml); a name, not a path")
+    return text
+
+
+def stack_path(config_dir: Path, stack: str) -> Path:
+    """Where stack `stack`'s file is: Pulumi.<stack>.yaml in `config_dir`, for a valid name only."""
+    return config_dir / f"Pulumi.{stack_name(stack)}.yaml"
+
+
 def _as_cli_value(value: Any) -> str:
     """How the Pulumi CLI hands a config value to the program: strings as-is, the rest as JSON."""
     return value if isinstance(value, str) else json.dumps(value)
@@ -165,7 +183,7 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR, secrets: Optional[
                  overrides: Optional[dict[str, Any]] = None) -> StackConfig:
     """`secrets` supplies secret values (tests plant known ones); secrets not supplied become
     placeholders. `overrides` replaces or, with value None, removes plain keys (tests)."""
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    stack_file = stack_path(project_dir, stack)
     if not stack_file.exists():
         raise StackFileError(f"no stack file {stack_file.name}; stacks here: {', '.join(stacks(project_dir))}")
     project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())

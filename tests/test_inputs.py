@@ -75,7 +75,8 @@ def test_a_hostile_stack_file_fails_alone_in_seconds(project, content, message):
     start = time.monotonic()
     result = rackctl("--config-dir", str(project), "check", "--stacks", "rack3")
     assert time.monotonic() - start < 30
-    assert (result.returncode, result.stdout) == (1, f"rack3: FAILED\n  {message}\n")
+    assert (result.returncode, result.stdout) == (1, f"rack3: FAILED: {message}\n"
+                                                     f"check: 1 of 1 stacks failed: rack3: {message}\n")
     # Commands that name the broken stack say the same line and exit 2.
     for args in (["render", "rack3", "--out", str(project / "out")], ["stacks"]):
         result = rackctl("--config-dir", str(project), *args)
@@ -88,7 +89,9 @@ def test_a_broken_stack_file_leaves_the_others_checked(project):
     result = rackctl("--config-dir", str(project), "check")
     assert result.returncode == 1
     assert "rack2: ok" in result.stdout
-    assert "rack3: FAILED\n  Pulumi.rack3.yaml line 3: not UTF-8 text (byte 0xe9); save it as UTF-8\n" in result.stdout
+    reason = "Pulumi.rack3.yaml line 3: not UTF-8 text (byte 0xe9); save it as UTF-8"
+    assert f"rack3: FAILED: {reason}\n" in result.stdout
+    assert result.stdout.endswith(f"check: 1 of 2 stacks failed: rack3: {reason}\n")
 
 
 def test_a_missing_config_dir_is_an_error_not_an_empty_success(tmp_path):

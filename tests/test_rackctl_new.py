@@ -60,7 +60,9 @@ def test_new_refuses_to_replace_config_and_checks_before_writing(tmp_path):
     assert (config_dir / "Pulumi.rack2.yaml").read_text() == before
     bad = rackctl("--config-dir", str(config_dir), *ARGS[:-2], "--shelf", "skia-rpi2-rack3-shelf2:10:10.9.9.9")
     assert bad.returncode == 2 and bad.stderr.startswith(
-        "rackctl: the new stack 'rack3' would not pass check; nothing was written:\n  skolo:rpis[1].")
+        "rackctl: rackctl new rack3 would make Pulumi.rack3.yaml fail rackctl check, so nothing was written: "
+        "skolo:rpis[1].")
+    assert bad.stderr.count("\n") == 1
     assert not (config_dir / "Pulumi.rack3.yaml").exists()
     shelf = rackctl("--config-dir", str(config_dir), *ARGS[:-1], "shelf2-10")
     assert (shelf.returncode, shelf.stderr) == (

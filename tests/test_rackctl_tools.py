@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -44,9 +46,13 @@ def test_check_fails_a_bad_stack_with_every_problem(stack_dir):
     (stack_dir / "Pulumi.rack2.yaml").write_text(text)
     result = rackctl("--config-dir", str(stack_dir), "check")
     assert result.returncode == 1
-    assert ("rack2: FAILED\n  skolo:rpis[3].address: address '192.168.1.103' is already used by "
+    assert ("rack2: FAILED: skolo:rpis[3].address: address '192.168.1.103' is already used by "
             "skolo:rpis[2].address; every Pi needs its own address") in result.stdout
     assert "rack1: ok" in result.stdout
+    # The last line names the failed stack and its reason: a summary never stands alone.
+    assert result.stdout.splitlines()[-1] == ("check: 1 of 2 stacks failed: rack2: skolo:rpis[3].address: address "
+                                              "'192.168.1.103' is already used by skolo:rpis[2].address; every Pi "
+                                              "needs its own address")
 
 
 def test_stacks_in_canary_order():
@@ -110,6 +116,46 @@ def test_push_adds_an_images_block_where_a_stack_has_none():
     assert push.rewrite(text, "nfs", "erichough/nfs-server:2.2.2") == (
         "# a rack\nconfig:\n  skolo:k3sVersion: v1.31.6+k3s1  # pinned\n"
         "  skolo:images:\n    nfs: erichough/nfs-server:2.2.2\n")
+
+
+@pytest.mark.parametrize("service, image, reason", [
+    ("metadata", "gcr.io/skia-public/alert-to-pubsub:2021-09-01T00_00_00Z-x-abc1234-clean",
+     "skolo:images.metadata: this service runs metadata from Skia's metadata image (gcr.io/skia-public/metadata), "
+     "got 'gcr.io/skia-public/alert-to-pubsub:2021-09-01T00_00_00Z-x-abc1234-clean'"),
+    ("swarming", "gcr.io/skia-public/rpi-swarming-client:2022-03-01T00_00_00Z-x-abc1234-clean",
+     "skolo:images.swarming: "),
+], ids=["another-service", "after-the-k3s-era"])
+def test_push_refuses_an_image_check_would_refuse_and_writes_no_stack(stack_dir, service, image, reason):
+    """Checked with rackctl check's own checks before anything is written, for every chosen stack:
+    one refusal, in one line, naming the key and the value; no stack file changes."""
+    before = {n: (stack_dir / n).read_text() for n in STACK_FILES}
+    result = rackctl("--config-dir", str(stack_dir), "push", service, image, "--all")
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.startswith(f"rackctl: images.{service}: {image} would make Pulumi.rack2.yaml fail rackctl "
+                                    f"check, so nothing was written: {reason}")
+    assert result.stderr.count("\n") == 1 and image in result.stderr.split("nothing was written: ", 1)[1]
+    assert {n: (stack_dir / n).read_text() for n in STACK_FILES} == before
+    assert "--- a/" not in result.stdout  # no diff shown for a push that is refused
+
+
+def test_a_stack_name_is_a_name_for_every_command(stack_dir):
+    """One rule (stackfiles.stack_name), every STACK argument and --stacks list, before any work."""
+    reason = ("stack name '../rack2': expected letters, digits, '-', '_' and '.', starting with a letter or "
+              "digit, at most 100 (rack3 names Pulumi.rack3.yaml); a name, not a path")
+    for args, where in [(["render", "../rack2"], "render: error: argument stack"),
+                        (["check", "--stacks", "rack1,../rack2"], "check: error: argument --stacks"),
+                        (["push", "swarming", IMAGE, "--stacks", "../rack2"], "push: error: argument --stacks"),
+                        (["hostkeys", "../rack2"], "hostkeys: error: argument stack"),
+                        (["new", "../rack2", "--jumphost-name", "j", "--jumphost-address", "192.168.3.8",
+                          "--shelf", "s:1:192.168.3.100"], "new: error: argument stack"),
+                        (["status", "../rack2"], "status: error: argument stack"),
+                        (["attach", "../rack2"], "attach: error: argument stack")]:
+        result = rackctl("--config-dir", str(stack_dir), *args)
+        assert result.returncode == 2, args
+        assert result.stderr.splitlines()[-1] == f"rackctl {where}: {reason}", args
+    for name in (".", "..", ".hidden", "-rf", "a/b", "a" * 101, "rack 3"):
+        assert rackctl("--config-dir", str(stack_dir), "render", name).returncode == 2, name
+    assert not list(stack_dir.parent.glob("Pulumi.*"))
 
 
 # --- diff ---------------------------------------------------------------------------------
@@ -177,6 +223,14 @@ def test_diff_names_a_stack_the_change_breaks(repo):
             "got 'latest'") in result.stdout
 
 
+def test_diff_outside_a_git_repository_says_it_needs_one(stack_dir):
+    result = subprocess.run([sys.executable, "-m", "rackctl", "--config-dir", str(stack_dir), "diff"], cwd=ROOT,
+                            capture_output=True, text=True, env={**os.environ, "GIT_CEILING_DIRECTORIES": str(stack_dir.parent)})
+    assert (result.returncode, result.stderr) == (
+        2, f"rackctl: {stack_dir} is not in a git repository; rackctl diff compares two commits of the project "
+           f"(run it in a clone, or use rackctl render STACK for one tree)\n")
+
+
 # --- observer -------------------------------------------------------------------------------
 
 STAND_IN_KUBECTL = """#!/bin/sh
@@ -234,3 +288,51 @@ def test_observer_role_reads_but_never_secrets(run_stack):
                                             "apiGroup": "rbac.authorization.k8s.io"}]
     assert bindings["skolo:skolo-access:observer"] == [{"kind": "ServiceAccount", "name": "observer",
                                                         "namespace": "skolo-access"}]
+
+
+# --- writing a stack file: checked first --------------------------------------------------
+
+def test_before_writing_checks_the_new_text_in_a_private_copy(stack_dir):
+    from rackctl import check
+
+    text = (stack_dir / "Pulumi.rack2.yaml").read_text()
+    before = sorted(p.name for p in stack_dir.iterdir())
+    check.before_writing("rack2", stack_dir, text, "the same text")  # passes: no error
+    with pytest.raises(check.CheckError) as e:
+        check.before_writing("rack2", stack_dir, text.replace("v1.31.6+k3s1", "v1.31"), "k3sVersion v1.31")
+    assert str(e.value) == ("k3sVersion v1.31 would make Pulumi.rack2.yaml fail rackctl check, so nothing was "
+                            "written: skolo:k3sVersion: expected an exact k3s release like v1.31.6+k3s1, got 'v1.31'; channels "
+                            "and 'latest' are refused so every node runs the same, reviewed k3s")
+    assert sorted(p.name for p in stack_dir.iterdir()) == before
+    assert (stack_dir / "Pulumi.rack2.yaml").read_text() == text
+
+
+def test_hostkeys_refuses_to_pin_a_key_check_would_refuse(stack_dir, monkeypatch):
+    """STAND-IN at the edge: ssh-keyscan (tests/test_hostkeys_ssh.py runs the real one) is replaced by a
+    scan whose Pi offers a DSA key, which the settings refuse. Nothing is written; one line says why."""
+    from rackctl import hostkeys
+
+    dsa = "ssh-dss " + base64.b64encode(b"\x00\x00\x00\x07ssh-dss" + b"\x01" * 40).decode()
+
+    def scan(jumphost, pinned, addresses, ssh_options):
+        return "ssh-ed25519 " + base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"\x02" * 36).decode(), {
+            a: dsa for a in addresses}
+
+    monkeypatch.setattr(hostkeys, "scan", scan)
+    stack = stack_dir / "Pulumi.rack2.yaml"
+    pinned = "      hostKey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICYn2ez1kYaCd7uSR0gEuccJRmSAo8o6Islfxwos6Fp5\n"
+    assert pinned in stack.read_text()
+    stack.write_text(stack.read_text().replace(pinned, ""))  # skia-rpi2-rack2-shelf1-001 is not pinned yet
+    before = stack.read_text()
+    with pytest.raises(check_module().CheckError) as e:
+        hostkeys.hostkeys("rack2", stack_dir, [], dry_run=False, out=lambda line: None)
+    assert str(e.value).startswith("pinning 1 host keys would make Pulumi.rack2.yaml fail rackctl check, so nothing "
+                                   "was written: skolo:rpis[0].hostKey: ")
+    assert "ssh-dss" in str(e.value) and "\n" not in str(e.value)
+    assert (stack_dir / "Pulumi.rack2.yaml").read_text() == before
+
+
+def check_module():
+    from rackctl import check
+
+    return check

@@ -99,12 +99,12 @@ def test_a_plaintext_secret_in_a_stack_file_is_refused_naming_the_key_not_the_va
 # --- stack files that cannot be read -------------------------------------------------------
 
 @pytest.mark.parametrize("text, message", [
-    ("config:\n  - skolo:k3sVersion\n", "rack3: FAILED\n  Pulumi.rack3.yaml: expected `config:` to be a mapping of "
+    ("config:\n  - skolo:k3sVersion\n", "rack3: FAILED: Pulumi.rack3.yaml: expected `config:` to be a mapping of "
                                        "key: value, got list"),
     ("config:\n  skolo:k3sToken: K10first-planted\n  skolo:k3sToken: K10second-planted\n",
-     "rack3: FAILED\n  Pulumi.rack3.yaml line 3: skolo:k3sToken is set twice; YAML would silently keep the last one"),
+     "rack3: FAILED: Pulumi.rack3.yaml line 3: skolo:k3sToken is set twice; YAML would silently keep the last one"),
     ("config:\n  skolo:k3sToken: [K10-planted\n",
-     "rack3: FAILED\n  Pulumi.rack3.yaml is not valid YAML (line 3, column 1): "),
+     "rack3: FAILED: Pulumi.rack3.yaml is not valid YAML (line 3, column 1): "),
 ])
 def test_a_broken_stack_file_fails_alone_and_never_quotes_itself(stack_dir, text, message):
     (stack_dir / "Pulumi.rack3.yaml").write_text(text)
