@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -30,6 +32,7 @@ ORDER = ("Namespace", "StorageClass", "ClusterRole", "ClusterRoleBinding", "Vali
          "ValidatingAdmissionPolicyBinding", "Node", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Secret",
          "PersistentVolumeClaim", "Service", "NetworkPolicy", "Ingress", "Deployment", "DaemonSet", "CronJob")
 FIELD_MANAGER = "pulumi-kubernetes"
+SPEC_DIFF = Path(__file__).with_name("spec_diff.py")
 POLICY_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 Key = tuple[str, str, str]  # kind, namespace, name
 
@@ -114,6 +117,18 @@ class LiveRack:
         return self.cp.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}",
                                *(["--force-conflicts"] if force else []), *(["--dry-run=server"] if dry_run else []),
                                "-f", "-", input=as_list(objs), check=check)
+
+    def diff(self, objs: list[dict]) -> subprocess.CompletedProcess:
+        """What applying `objs` again would change, as the server judges it (`kubectl diff
+        --server-side` with the provider's field manager), less what controllers own
+        (tests/spec_diff.py): exit 0 and nothing printed when nothing."""
+        # kubectl takes only a program and flags from KUBECTL_EXTERNAL_DIFF: a wrapper names the script.
+        wrapper = self.cp.dir / "spec-diff"
+        if not wrapper.exists():
+            wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{SPEC_DIFF}" "$@"\n')
+            wrapper.chmod(0o755)
+        return self.cp.kubectl("diff", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", "-",
+                               input=as_list(objs), check=False, env={"KUBECTL_EXTERNAL_DIFF": str(wrapper)})
 
     def _drop_patch(self, node: str) -> None:
         """What deleting a NodePatch does: apply it again owning nothing, so its labels go."""

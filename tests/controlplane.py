@@ -329,10 +329,12 @@ class ControlPlane:
         return r.json() if r.ok else None
 
     def kubectl(self, *args: str, who: Optional[Identity] = None, input: Optional[str] = None,
-                check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+                check: bool = True, timeout: float = 120, env: Optional[dict[str, str]] = None
+                ) -> subprocess.CompletedProcess:
         assert self.bin is not None
         result = subprocess.run([str(self.bin / "kubectl"), f"--kubeconfig={(who or self.admin).kubeconfig}", *args],
-                                input=input, capture_output=True, text=True, timeout=timeout)
+                                input=input, capture_output=True, text=True, timeout=timeout,
+                                env={**os.environ, **env} if env else None)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
         return result

@@ -5,6 +5,8 @@ config applies over the rack before it, as `pulumi up` would make it (tests/clus
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from components import settings
@@ -22,9 +24,17 @@ def applies_cleanly(control_plane, run_stack, stack: str) -> None:
     objs = objects(run_stack(stack))
     applied = live.bring_up(stack, rack_nodes(settings.parse(stack, stack_raw(stack), PLANTED)), objs)
     assert warnings(applied.stderr) == []
-    # Applying the same objects again is a no-op for the server: a second `pulumi up` changes nothing.
-    again = live.apply(objs, dry_run=True, force=False)
-    assert "serverside-applied" in again.stdout and warnings(again.stderr) == []
+    # Applying the same objects again changes nothing, as the server judges it (kubectl prints
+    # "serverside-applied" for every object, changed or not; its diff says what would change).
+    again = live.diff(objs)
+    assert (again.returncode, again.stdout, warnings(again.stderr)) == (0, "", []), again.stdout[:3000] + again.stderr
+    # ...and the same diff sees one changed field (its positive control).
+    changed = copy.deepcopy(objs)
+    config_map = next(o for o in changed if o["kind"] == "ConfigMap")
+    config_map["metadata"].setdefault("labels", {})["skolo.skia.org/planted"] = "changed"
+    seen = live.diff(changed)
+    assert seen.returncode == 1 and "+    skolo.skia.org/planted: changed" in seen.stdout, seen.stderr
+    assert seen.stdout.count("+++ merged/") == 1, seen.stdout  # that object only
     for obj in objs:
         kind, meta = obj["kind"], obj["metadata"]
         found = cp.json("get", kind, meta["name"], *(["-n", meta["namespace"]] if meta.get("namespace") else []))

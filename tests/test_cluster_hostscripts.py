@@ -22,12 +22,13 @@ import pytest
 
 from components import hostscripts, kube
 from rackctl.program import Run
+from tests.ci import cannot_run
 from tests.cluster_rack import pi_node, scheduled
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.cluster, pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("unshare") is None,
-    reason="runs the bundle in its own mount namespace: needs root and util-linux's unshare")]
+pytestmark = [pytest.mark.cluster]
+if os.geteuid() != 0 or shutil.which("unshare") is None:
+    cannot_run("the bundle runs in its own mount namespace: needs root and util-linux's unshare", module=True)
 NEWER = "v1.31.9+k3s1"
 
 

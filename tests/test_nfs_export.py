@@ -21,9 +21,9 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
 
 from components import nfs_server
+from tests.ci import cannot_run
 from tests.conftest import ROOT
 from tests.test_services import container, objects
 
@@ -143,12 +143,10 @@ def _exportfs(tmp_path: Path, line: str, make: str) -> str:
 
 def test_real_exportfs_reads_the_export_as_the_legacy_one(run_stack, tmp_path):
     if not EXPORTFS.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{EXPORTFS} missing: .ci/run unpacks Debian's nfs-kernel-server into build/nfs-utils")
-        pytest.skip(f"{EXPORTFS} missing: apt-get download nfs-kernel-server && dpkg -x nfs-kernel-server_*.deb "
-                    f"build/nfs-utils")
+        cannot_run(f"{EXPORTFS} missing: apt-get download nfs-kernel-server && dpkg -x nfs-kernel-server_*.deb "
+                   f"build/nfs-utils (.ci/run does)")
     if os.geteuid() != 0:
-        pytest.skip("needs root for a mount namespace")
+        cannot_run("the exportfs test needs root for a mount namespace")
     path, client, options = exported(run_stack("rack1"))
     ours = _exportfs(tmp_path, f"{path} {client}({','.join(options)})", make=path)
     legacy = LEGACY_EXPORT.replace("{{nfs_mount_point}}", NFS_MOUNT_POINT).replace("{{net}}", "192.168.1.0") \

@@ -12,18 +12,16 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-import pytest
 
 from rackctl import status, status_views
 from tests import cluster_docs as docs
+from tests.ci import cannot_run
 from tests.conftest import ROOT
 from tests.test_rackctl_status import rack1
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if not CHROMIUM:
-    if os.environ.get("CI"):
-        raise RuntimeError("the status map browser test cannot run in CI: chromium is missing (apt-get install chromium)")
-    pytest.skip("the status map browser test skipped: needs chromium (apt-get install chromium)", allow_module_level=True)
+    cannot_run("the status map browser test needs chromium (apt-get install chromium)", module=True)
 
 # The top bar of a cell, by severity: the page's CSS colours (rackctl/status_views.py).
 BARS = {(0x1A, 0x7F, 0x37): "ok", (0xBF, 0x87, 0x00): "out", (0xCF, 0x22, 0x2E): "problem", (0x82, 0x50, 0xDF): "unknown"}
