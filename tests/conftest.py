@@ -110,6 +110,21 @@ def control_plane(tmp_path_factory):
         cp.stop()
 
 
+@pytest.fixture(autouse=True)
+def stand_in_kubelet_errors_fail_the_test(request):
+    """A request of the stand-in kubelet that the API server refused while a control-plane test
+    ran fails that test, saying which (tests/controlplane.py StandInKubelet.errors)."""
+    if "control_plane" not in request.fixturenames:
+        yield
+        return
+    kubelet = request.getfixturevalue("control_plane")[1]
+    start = len(kubelet.errors)
+    yield
+    if errors := kubelet.errors[start:]:
+        pytest.fail("the stand-in kubelet's requests failed during this test:\n  " + "\n  ".join(errors[:20]),
+                    pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def rack1_declared():
     """rack1's settings and what its program declares (a plain record), made once."""

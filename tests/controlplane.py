@@ -15,8 +15,12 @@ No kubelet runs. `StandInKubelet` (named as one) does, for the Nodes a test regi
 things a kubelet and k3s's local-path provisioner would: it registers each Node with its own node
 identity (so NodeRestriction judges its labels), posts Ready at a version, renews its Lease so the
 real node controller keeps it Ready (a Node whose Lease stops is marked NotReady by that
-controller), reports the pods bound to its live Nodes Running, finishes deleting pods that are Terminating on its live Nodes, and binds a volume for
-a claim the scheduler has picked a node for.
+controller), posts Ready again for a live Node the controller marked NotReady (as a kubelet's
+status loop does, so a stall on a loaded machine heals instead of stranding the Node), reports
+the pods bound to its live Nodes Running, finishes deleting pods that are Terminating on its
+live Nodes, and binds a volume for a claim the scheduler has picked a node for. Leases are
+renewed on a thread of their own, so pod work never delays them. Every request of its that the
+API server refuses is recorded, and fails the test it happened in (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 import requests
+
+from tests.processes import spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
@@ -86,9 +92,16 @@ def missing_reason() -> Optional[str]:
 
 
 def free_port() -> int:
+    """A port free now. etcd and kube-apiserver bind their own ports and cannot report a port 0
+    back, so another process may take this one before they bind it: ControlPlane.start retries
+    with new ports when one of them finds its port taken (PORT_CLASH in its log)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+PORT_CLASH = "address already in use"
+START_ATTEMPTS = 3
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
@@ -130,8 +143,10 @@ class ControlPlane:
         if self.bin is None:
             raise RuntimeError(missing_reason())
         self.processes: dict[str, subprocess.Popen] = {}
-        self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
+        self.port = 0
+        self.url = ""
+        self.attempts = 0
+        """How many starts it took (more than one: a port was taken between choosing and binding)."""
         self.ca = self.dir / "ca.crt"
         self._identities: dict[str, Identity] = {}
         self._sessions: dict[tuple[str, int], requests.Session] = {}
@@ -187,9 +202,8 @@ class ControlPlane:
     # Processes -------------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        log = open(self.dir / f"{name}.log", "wb")
-        self.processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-                                                start_new_session=True)
+        log = open(self.dir / f"{name}.log", "ab")  # appended: a retried start keeps the first one's reason
+        self.processes[name] = spawn(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True)
         log.close()
 
     def _alive(self) -> None:
@@ -198,21 +212,33 @@ class ControlPlane:
                 tail = (self.dir / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n" + "\n".join(tail))
 
-    def start(self) -> "ControlPlane":
+    def start(self, ports: Optional[Callable[[], int]] = None) -> "ControlPlane":
+        """Start etcd, the API server, the controller manager and the scheduler, on ports from
+        `ports` (default free_port); again on new ports when one was taken meanwhile."""
         assert self.bin is not None
         try:
-            self._start()
+            self._certificates()
+            while True:
+                self.attempts += 1
+                try:
+                    self._start(ports or free_port)
+                    return self
+                except RuntimeError as e:
+                    if PORT_CLASH not in str(e) or self.attempts >= START_ATTEMPTS:
+                        raise
+                    self.stop()  # and again, on new ports
         except BaseException:
             self.stop()
             raise
-        return self
 
-    def _start(self) -> None:
+    def _start(self, ports: Callable[[], int]) -> None:
         assert self.bin is not None
-        self._certificates()
-        client, peer = free_port(), free_port()
+        self.processes, self._identities, self._sessions = {}, {}, {}
+        self.port = ports()
+        self.url = f"https://127.0.0.1:{self.port}"
+        client, peer = ports(), ports()
         etcd = f"http://127.0.0.1:{client}"
-        self._spawn("etcd", [etcd_binary(self.bin) or "etcd", "--data-dir", str(self.dir / "etcd"),
+        self._spawn("etcd", [etcd_binary(self.bin) or "etcd", "--data-dir", str(self.dir / f"etcd-{self.attempts}"),
                              "--listen-client-urls", etcd, "--advertise-client-urls", etcd,
                              "--listen-peer-urls", f"http://127.0.0.1:{peer}",
                              "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
@@ -362,14 +388,28 @@ class StandInKubelet:
     """STAND-IN for the kubelets of the Nodes a test registers, and for k3s's local-path
     provisioner: the module docstring says what it does. One thread serves every Node."""
 
+    RENEW_EVERY = 2.0
+    """Seconds between Lease renewals: an eighth of the node controller's grace (NODE_GRACE_SECONDS)."""
+    # Answers that are races with the test, not faults: the object went (404) or came (409) meanwhile.
+    RACES = (404, 409)
+
     def __init__(self, cp: ControlPlane):
         self.cp = cp
         self.nodes: dict[str, StandInNode] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.errors: list[str] = []
-        self._thread = threading.Thread(target=self._loop, name="standin-kubelet", daemon=True)
-        self._thread.start()
+        """Every request the API server refused, and every exception, in order: read by conftest."""
+        self._threads = [threading.Thread(target=self._serve, args=(work, every), name=f"standin-kubelet-{name}",
+                                          daemon=True)
+                         for name, work, every in (("leases", self._leases, self.RENEW_EVERY),
+                                                   ("pods", self._pods, 1.0))]
+        for thread in self._threads:
+            thread.start()
+
+    def _check(self, r: requests.Response, what: str) -> None:
+        if not r.ok and r.status_code not in self.RACES:
+            self.errors.append(f"{what}: {r.status_code} {r.text[:200]}")
 
     def node_identity(self, name: str) -> Identity:
         return self.cp.identity(f"system:node:{name}", ["system:nodes"])
@@ -414,7 +454,7 @@ class StandInKubelet:
                          "machineID": "", "systemUUID": "", "bootID": ""}}}
         r = self.cp.request("PATCH", f"/api/v1/nodes/{node.name}/status", status, who=self.node_identity(node.name),
                             content_type="application/strategic-merge-patch+json")
-        assert r.ok, f"posting {node.name}'s status: {r.status_code} {r.text}"
+        self._check(r, f"posting {node.name}'s status")
 
     def set_version(self, name: str, version: str) -> None:
         """The Pi's agent restarted at `version`: its kubelet posts Ready at it."""
@@ -427,6 +467,12 @@ class StandInKubelet:
         """The Pi stops: no more Lease renewals (the node controller will mark it NotReady)."""
         with self._lock:
             self.nodes[name].alive = False
+
+    def revive(self, name: str) -> None:
+        """The Pi's kubelet resumes after a stall: it renews its Lease again and, as a kubelet's
+        status loop does, posts Ready where the node controller marked the Node NotReady."""
+        with self._lock:
+            self.nodes[name].alive = True
 
     def forget(self, name: str) -> None:
         with self._lock:
@@ -441,15 +487,15 @@ class StandInKubelet:
         r = self.cp.request("PATCH", path, {"spec": body["spec"]}, who=who, content_type="application/merge-patch+json")
         if r.status_code == 404:
             r = self.cp.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", body, who=who)
-        if not r.ok and r.status_code != 409:
-            self.errors.append(f"lease {node.name}: {r.status_code} {r.text[:200]}")
+        self._check(r, f"renewing {node.name}'s Lease")
 
     def _finish_deletions(self, pods: dict, alive: dict[str, StandInNode]) -> None:
         for pod in pods.get("items", []):
             meta = pod["metadata"]
             if meta.get("deletionTimestamp") and pod["spec"].get("nodeName") in alive:
-                self.cp.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                                {"gracePeriodSeconds": 0}, who=self.node_identity(pod["spec"]["nodeName"]))
+                r = self.cp.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                                    {"gracePeriodSeconds": 0}, who=self.node_identity(pod["spec"]["nodeName"]))
+                self._check(r, f"finishing the deletion of pod {meta['namespace']}/{meta['name']}")
 
     def _run_pods(self, pods: dict, alive: dict[str, StandInNode]) -> None:
         """What a kubelet reports of a pod bound to its live Node: its containers started, Running."""
@@ -460,7 +506,7 @@ class StandInKubelet:
             if spec.get("restartPolicy") == "Never":
                 continue  # a Job's pod: nothing here would run it to completion
             stamp = now()
-            self.cp.request("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status", {"status": {
+            r = self.cp.request("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status", {"status": {
                 "phase": "Running", "startTime": stamp, "hostIP": alive[spec["nodeName"]].address,
                 "conditions": [{"type": t, "status": "True", "lastTransitionTime": stamp}
                                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
@@ -468,6 +514,7 @@ class StandInKubelet:
                                        "started": True, "restartCount": 0,
                                        "state": {"running": {"startedAt": stamp}}} for c in spec["containers"]]}},
                 who=self.node_identity(spec["nodeName"]), content_type="application/strategic-merge-patch+json")
+            self._check(r, f"reporting pod {meta['namespace']}/{meta['name']} Running")
 
     def _provision(self) -> None:
         """STAND-IN for local-path-provisioner: a PersistentVolume on the node the scheduler chose."""
@@ -478,7 +525,7 @@ class StandInKubelet:
             if not node or pvc["spec"].get("volumeName"):
                 continue
             name = f"pvc-{meta['uid']}"
-            self.cp.request("POST", "/api/v1/persistentvolumes", {
+            r = self.cp.request("POST", "/api/v1/persistentvolumes", {
                 "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
                 "spec": {"capacity": {"storage": pvc["spec"]["resources"]["requests"]["storage"]},
                          "accessModes": pvc["spec"]["accessModes"], "persistentVolumeReclaimPolicy": "Delete",
@@ -487,24 +534,41 @@ class StandInKubelet:
                          "hostPath": {"path": f"/var/lib/rancher/k3s/storage/{name}", "type": "DirectoryOrCreate"},
                          "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
                              {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}}})
+            self._check(r, f"binding a volume for claim {meta['namespace']}/{meta['name']}")
 
-    def _loop(self) -> None:
-        last_renew = 0.0
-        while not self._stop.wait(1.0):
+    def _alive(self) -> dict[str, StandInNode]:
+        with self._lock:  # this pass's live Nodes, as they are now
+            return {name: node for name, node in self.nodes.items() if node.alive}
+
+    def _leases(self) -> None:
+        """Renew every live Node's Lease; post Ready again where the node controller has marked a
+        live Node NotReady or Unknown (it did while the Lease lapsed: a stall under load)."""
+        alive = self._alive()
+        for node in alive.values():
+            self._renew(node)
+        listed = self.cp.get("/api/v1/nodes") or {}
+        for item in listed.get("items", []):
+            node = alive.get(item["metadata"]["name"])
+            ready = next((c["status"] for c in (item.get("status") or {}).get("conditions") or []
+                          if c["type"] == "Ready"), None)
+            if node is not None and ready != "True":
+                self.post_status(node)
+
+    def _pods(self) -> None:
+        alive = self._alive()
+        pods = self.cp.get("/api/v1/pods") or {}
+        self._finish_deletions(pods, alive)
+        self._run_pods(pods, alive)
+        self._provision()
+
+    def _serve(self, work: Callable[[], None], every: float) -> None:
+        while not self._stop.wait(every):
             try:
-                with self._lock:  # this pass's live Nodes, as they are now
-                    alive = {name: node for name, node in self.nodes.items() if node.alive}
-                if time.monotonic() - last_renew > 4:
-                    for node in alive.values():
-                        self._renew(node)
-                    last_renew = time.monotonic()
-                pods = self.cp.get("/api/v1/pods") or {}
-                self._finish_deletions(pods, alive)
-                self._run_pods(pods, alive)
-                self._provision()
-            except Exception as e:  # keep serving; a test that cares reads .errors
-                self.errors.append(repr(e))
+                work()
+            except Exception as e:  # recorded: conftest fails the test it happened in
+                self.errors.append(f"{work.__name__}: {e!r}")
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)

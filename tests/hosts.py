@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from tests.processes import spawn
+
 STANDINS = Path(__file__).parent / "standins"
 OVERLAID = ("etc", "var/lib", "usr/local", "boot", "run")
 HTTP_PORT = 8080
@@ -263,7 +265,7 @@ def _start_sshd(host: Host, authorized: Path, keep_key: bool = False) -> None:
     mounts.append(f"mkdir -p {CLUSTER} && mount --bind {host.cluster} {CLUSTER}")
     mounts.append("mkdir -p /run/sshd")
     script = " && ".join(mounts) + f" && exec /usr/sbin/sshd -D -e -f {config}"
-    host.process = subprocess.Popen(
+    host.process = spawn(
         ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private", "sh", "-c", script],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -332,7 +334,7 @@ def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False
         installer = (STANDINS / "install.sh").read_text()
         rack.installer = served / "install.sh"
         rack.installer.write_text(installer.replace("__STAND_IN_KUBECONFIG__\n", STAND_IN_KUBECONFIG))
-        rack.processes.append(subprocess.Popen(
+        rack.processes.append(spawn(
             ["ip", "netns", "exec", jh, sys.executable, "-m", "http.server", "--bind", jumphost.address,
              "--directory", str(served), str(HTTP_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for host in [jumphost, *rack.pis]:

@@ -22,6 +22,7 @@ import yaml
 
 from tests import hosts
 from tests.conftest import ROOT
+from tests.processes import spawn
 
 pytestmark = pytest.mark.hosts
 
@@ -93,8 +94,8 @@ def lab(tmp_path):
     rack = hosts.start_rack(tmp_path, pis=0)
     lab = None
     try:
-        api = subprocess.Popen(["ip", "netns", "exec", rack.jumphost.netns, sys.executable, "-c", STAND_IN_API],
-                               stdout=subprocess.PIPE, text=True)
+        api = spawn(["ip", "netns", "exec", rack.jumphost.netns, sys.executable, "-c", STAND_IN_API],
+                    stdout=subprocess.PIPE, text=True)
         rack.processes.append(api)
         assert read_line(api, 30) == "listening"
         config = tmp_path / "stacks"

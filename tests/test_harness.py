@@ -1,0 +1,96 @@
+"""The test harness's own mechanisms, each shown to work, and to be needed:
+- tests/ci.py: one reading of CI; a tier that cannot run fails under CI and skips elsewhere;
+- tests/processes.py: a process a test starts ends when the test process is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+# A test process that starts a long-running child the way the control plane does (its own
+# session, so a kill of the test's process group misses it), prints the child's PID, and waits.
+PARENT = """
+import subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from tests.processes import spawn
+argv = ["sleep", "600"]
+child = spawn(argv, start_new_session=True) if sys.argv[2] == "spawn" else subprocess.Popen(argv, start_new_session=True)
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def orphan_after_kill(how: str) -> tuple[int, bool]:
+    """Kill (SIGKILL) a parent that started `sleep` with `how`; the child's PID and whether it is
+    still running 10 s later (or as soon as it is gone)."""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(ROOT), how], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    # setpriv sets the signal, then execs sleep: once the child is sleep, the signal is set.
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}/comm").read_text().strip() != "sleep" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return child, alive(child)
+
+
+def test_a_process_the_tests_start_ends_when_the_test_process_is_killed():
+    child, running = orphan_after_kill("spawn")
+    assert not running, f"sleep {child} outlived its killed parent"
+
+
+def test_without_spawn_it_would_be_orphaned():
+    """The negative control: the same child started plainly outlives its killed parent, which is
+    what left a control plane running for an hour after a killed run."""
+    child, running = orphan_after_kill("popen")
+    try:
+        assert running
+    finally:
+        os.kill(child, 9)
+
+
+def test_no_long_running_process_is_started_but_through_spawn():
+    for module in ("controlplane.py", "hosts.py"):  # the harness's servers; tests' short commands are waited for
+        assert "subprocess.Popen(" not in (ROOT / "tests" / module).read_text(), module
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("TRUE", True), ("1", True), (" true ", True),
+                                             ("", False), ("false", False), ("0", False), ("yes", False)])
+def test_ci_is_read_one_way(value, expected, monkeypatch):
+    from tests.ci import in_ci
+
+    monkeypatch.setenv("CI", value)
+    assert in_ci() is expected
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", "failed"), ("", "skipped")])
+def test_a_tier_that_cannot_run_fails_under_ci_and_skips_elsewhere(ci, outcome, tmp_path):
+    test = tmp_path / "test_tier.py"
+    test.write_text("from tests.ci import cannot_run\n\n"
+                    "def test_tier():\n    cannot_run('needs the moon (apt-get install moon)')\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-rfs",
+                             "-c", os.devnull, "--rootdir", str(tmp_path), str(test)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "CI": ci, "PYTHONPATH": str(ROOT)})
+    assert f"1 {outcome}" in result.stdout, result.stdout
+    assert "needs the moon (apt-get install moon)" in result.stdout
