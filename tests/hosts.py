@@ -24,14 +24,17 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from tests.processes import spawn
+from tests.processes import SETPRIV, spawn
+
+# strace following every process, recording each execve with its arguments whole: the leak
+# detector. Unlike sampling /proc, it sees a process that lives a microsecond.
+TRACE = ("strace", "-f", "-qq", "-e", "trace=execve", "-s", "1048576")
 
 STANDINS = Path(__file__).parent / "standins"
 OVERLAID = ("etc", "var/lib", "usr/local", "boot", "run")
@@ -72,6 +75,11 @@ class Host:
     root: Path
     host_key_pub: str = ""
     process: Optional[subprocess.Popen] = None
+
+    @property
+    def trace(self) -> Path:
+        """Every execve under this host's sshd, with its arguments (strace's log)."""
+        return self.root / "execve.trace"
     memory_cgroup: Optional[bool] = None
     """Pis only: what the stand-in /proc/cgroups says of the memory controller."""
     passwords: bool = False
@@ -130,6 +138,14 @@ class Rack:
         events = [Event(float(at), node, what) for at, node, what in (line.split(" ", 2) for line in lines)]
         return sorted(events, key=lambda e: e.at)
 
+    def calls(self) -> list[Event]:
+        """Every stand-in kubectl call, in time order: when, which Pi's step made it ("-" for
+        none), and its arguments."""
+        log = self.cluster / "calls.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return sorted((Event(float(at), node, what) for at, node, what in (line.split(" ", 2) for line in lines)),
+                      key=lambda e: e.at)
+
     def node(self, name: str, what: str, key: str = "") -> Optional[str]:
         """What the stand-in cluster holds of a Node: `ready`, `version`, `unschedulable` (None when
         absent), or a label or annotation (`labels`/`annotations` and its key)."""
@@ -162,31 +178,25 @@ class Rack:
         return self.exec(args + [command], stdin, timeout, watch_for)
 
     def exec(self, args: list[str], stdin: str, timeout: float, watch_for: tuple[str, ...]) -> "Result":
-        seen: list[str] = []
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                for entry in Path("/proc").iterdir():
-                    if entry.name.isdigit():
-                        try:
-                            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                        except OSError:
-                            continue
-                        seen.extend(w for w in watch_for if w in cmdline)
-                time.sleep(0.005)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        if watch_for:
-            sampler.start()
+        """Run `args` (an ssh client's), and say which `watch_for` strings stood in the arguments of
+        any process it started, here or on any sandboxed host: the client runs under strace, every
+        host's sshd does too (_start_sshd), and what their traces gained meanwhile is searched."""
+        hosts = [self.jumphost, *self.pis]
+        before = {h.name: h.trace.stat().st_size if h.trace.exists() else 0 for h in hosts}
+        client = self.tmp / "client.trace"
+        client.unlink(missing_ok=True)
         start = time.monotonic()
-        try:
-            proc = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=timeout)
-        finally:
-            done.set()
-            if watch_for:
-                sampler.join()
-        return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start, sorted(set(seen)))
+        proc = subprocess.run([*TRACE, "-o", str(client), *args], input=stdin, capture_output=True, text=True,
+                              timeout=timeout)
+        traced = client.read_bytes() if client.exists() else b""
+        for h in hosts:
+            if h.trace.exists():
+                with h.trace.open("rb") as f:
+                    f.seek(before[h.name])
+                    traced += f.read()
+        text = traced.decode(errors="replace")
+        return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start,
+                      sorted({w for w in watch_for if w in text}))
 
     def on(self, host: Host, command: str, stdin: str = "") -> subprocess.CompletedProcess:
         """A test's own setup step on a host (not one of the program's scripts)."""
@@ -264,7 +274,12 @@ def _start_sshd(host: Host, authorized: Path, keep_key: bool = False) -> None:
         mounts.append(f"mount --bind {cgroups} /proc/cgroups")
     mounts.append(f"mkdir -p {CLUSTER} && mount --bind {host.cluster} {CLUSTER}")
     mounts.append("mkdir -p /run/sshd")
-    script = " && ".join(mounts) + f" && exec /usr/sbin/sshd -D -e -f {config}"
+    # Every execve below sshd (each session, script and child), with its arguments, goes to the
+    # host's trace (Rack.exec reads it for secrets); sshd dies with strace (setpriv), as strace does
+    # with the test (tests/processes.py). -I1: strace exits on SIGTERM (Rack.stop), which by default
+    # it blocks when it starts the program itself.
+    script = " && ".join(mounts) + (f" && exec {' '.join(TRACE)} -I1 -A -o {host.trace} {SETPRIV} --pdeathsig KILL -- "
+                                    f"/usr/sbin/sshd -D -e -f {config}")
     host.process = spawn(
         ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private", "sh", "-c", script],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

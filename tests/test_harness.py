@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -94,3 +95,23 @@ def test_a_tier_that_cannot_run_fails_under_ci_and_skips_elsewhere(ci, outcome, 
                             env={**os.environ, "CI": ci, "PYTHONPATH": str(ROOT)})
     assert f"1 {outcome}" in result.stdout, result.stdout
     assert "needs the moon (apt-get install moon)" in result.stdout
+
+
+def test_a_process_spawned_from_a_thread_that_ends_lives_on():
+    """The parent-death signal follows the thread that forked: spawn forks from one thread that
+    lives as long as the test process, so a helper thread (a host's reboot) may end."""
+    from tests.processes import spawn
+
+    started = []
+    helper = threading.Thread(target=lambda: started.append(spawn(["sleep", "600"])))
+    helper.start()
+    helper.join()
+    child = started[0]
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/comm").read_text().strip() != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert child.poll() is None and alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()

@@ -67,6 +67,20 @@ def snapshot(host: hosts.Host, *paths: str) -> dict:
     return out
 
 
+def test_the_leak_detector_sees_a_secret_in_the_arguments_of_a_process_that_lives_a_microsecond(rack):
+    """Positive control for every `cmdline_hits == []` here: a Pi, reached through the jumphost,
+    reads a planted needle from stdin and passes it as an argument to /bin/true (a process that
+    lives microseconds, which sampling /proc missed); the traces see it. Sent on stdin and only
+    read, it is seen nowhere: the negative control."""
+    needle = "planted-flash-needle-4d1f"
+    pi = rack.pis[0]
+    args = rack.ssh_args(pi.address, 22, "root", {"host": rack.jumphost.address, "port": 22, "user": "root"})
+    leaked = rack.exec(args + ['read -r x; /bin/true "$x"'], f"{needle}\n", 60, (needle,))
+    assert (leaked.returncode, leaked.cmdline_hits) == (0, [needle]), leaked.stderr
+    kept = rack.exec(args + ['read -r x; test -n "$x"'], f"{needle}\n", 60, (needle,))
+    assert (kept.returncode, kept.cmdline_hits) == (0, []), kept.stderr
+
+
 SERVER_FILES = ("/etc/rancher/k3s/config.yaml", "/etc/rancher/k3s/skolo-token", "/usr/local/bin/k3s",
                 "/etc/systemd/system/k3s.service")
 

@@ -14,6 +14,7 @@ import pytest
 
 from tests import hosts
 from tests.conftest import PLANTED
+from tests.controlplane import wait_for
 
 pytestmark = pytest.mark.hosts
 
@@ -98,12 +99,22 @@ def wait_for_event(rack, node: str, what: str, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
+def installing(rack, mark: int) -> list[str]:
+    """The Pis whose agents have started installing since `mark`."""
+    return [e.node for e in since(rack, mark) if e.node != "server" and e.what.startswith("install-start")]
+
+
 def test_upgrade_rolls_at_most_max_unavailable_pis_at_a_time(rack, joined, declare):
-    on_every_pi(rack, "mkdir -p /etc/standin && echo 3 > /etc/standin/install-seconds")
+    # Every install held until two are under way: two at once then happens whatever the timing.
+    on_every_pi(rack, "mkdir -p /etc/standin && touch /etc/standin/hold-install")
     run = declare(NEWER)
     ok(rack.run(run.named("rack2-install")))
     mark = len(rack.events())
-    results = roll(rack, run)
+    with ThreadPoolExecutor(1) as pool:
+        rolling = pool.submit(roll, rack, run)
+        wait_for(lambda: len(installing(rack, mark)) == MAX_UNAVAILABLE, 120, "two Pis installing at once")
+        on_every_pi(rack, "rm -f /etc/standin/hold-install")
+        results = rolling.result()
     for name, result in results.items():
         assert f"skolo[{name}]: upgrading k3s from {VERSION} to {NEWER} (slot " in ok(result).stdout
     events = since(rack, mark)
@@ -130,7 +141,12 @@ def test_upgrade_starts_no_pi_before_the_server_runs_the_new_version(rack, joine
         server = pool.submit(rack.run, run.named("rack2-install"), "create", 240)
         pis = pool.submit(roll, rack, run)
         wait_for_event(rack, "server", f"install-start {NEWER}")
-        time.sleep(8)  # more than a poll of the Pis' steps
+        started = next(e.at for e in since(rack, mark) if e.what == f"install-start {NEWER}")
+
+        def asked_twice() -> bool:  # each Pi's step looked at the server's version twice, and waited
+            polls = [c.node for c in rack.calls() if c.at > started and c.what == "get --raw /version"]
+            return all(polls.count(name) >= 2 for name in NAMES)
+        wait_for(asked_twice, 120, "every Pi's step asking the server's version twice while it installs")
         assert [e.what for e in since(rack, mark)] == [f"install-start {NEWER}"]
         rack.on(jh, "rm /etc/standin/hold-install")
         ok(server.result())
