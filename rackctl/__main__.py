@@ -68,7 +68,8 @@ def _diff(args: argparse.Namespace) -> int:
 def _attach(args: argparse.Namespace) -> int:
     from rackctl import attach
 
-    return attach.attach(args.stack, args.command, _config_dir(args), args.kubeconfig, args.ssh_option)
+    return attach.attach(args.stack, args.command, _config_dir(args), args.kubeconfig, args.ssh_option,
+                         kubeconfig=not args.no_kubeconfig, stack_key=args.key_from_stack)
 
 
 def _push(args: argparse.Namespace) -> int:

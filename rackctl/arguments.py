@@ -88,15 +88,25 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--changed-stacks", action="store_true", help="print only a JSON list of the stacks that change")
     d.add_argument("--exit-code", action="store_true", help="exit 1 when anything changes")
 
-    a = sub.add_parser("attach", help="a shell whose kubectl talks to one rack",
-                       usage="rackctl attach [-h] [--kubeconfig FILE] [--ssh-option OPT] STACK [-- COMMAND [ARG...]]",
-                       description="Take STACK's kubeconfig (pulumi stack output --show-secrets kubeconfig, or "
-                                   "--kubeconfig FILE), open an SSH port-forward to the jumphost's API server on a "
-                                   "free local port, write a private 0600 KUBECONFIG pointing at it and run COMMAND "
-                                   "(default: an interactive shell). The tunnel and the file are removed on exit, "
-                                   "also on Ctrl-C.")
+    a = sub.add_parser("attach", help="a shell whose kubectl and pulumi reach one rack",
+                       usage="rackctl attach [-h] [--kubeconfig FILE | --no-kubeconfig] [--key-from-stack] "
+                             "[--ssh-option OPT] STACK [-- COMMAND [ARG...]]",
+                       description="Open an SSH port-forward to the jumphost's API server: where the stack's "
+                                   "skolo:apiServer is a loopback address (a rack reached through a tunnel), exactly "
+                                   "there, so `pulumi up`/`preview` reach the rack through it; otherwise on a free "
+                                   "local port. Write a private 0600 KUBECONFIG from STACK's kubeconfig (pulumi stack "
+                                   "output --show-secrets kubeconfig, or --kubeconfig FILE) pointing at it and run "
+                                   "COMMAND (default: an interactive shell). The tunnel and the files are removed on "
+                                   "exit, also on Ctrl-C. Every CI job that runs pulumi or rackctl against a rack runs "
+                                   "it inside this.")
     a.add_argument("stack", type=_stack)
-    a.add_argument("--kubeconfig", help="kubeconfig file instead of the stack output")
+    kube = a.add_mutually_exclusive_group()
+    kube.add_argument("--kubeconfig", help="kubeconfig file instead of the stack output")
+    kube.add_argument("--no-kubeconfig", action="store_true",
+                      help="no KUBECONFIG, only the tunnel (a first `pulumi up`, which has no kubeconfig output yet)")
+    a.add_argument("--key-from-stack", action="store_true",
+                   help="SSH to the jumphost with the stack's own key (pulumi config get skolo:sshPrivateKey), "
+                        "kept in a private 0600 file while attached")
     a.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
                    help="extra ssh argument, e.g. --ssh-option=-i --ssh-option=~/.ssh/chrome-bot (repeatable)")
 

@@ -22,3 +22,13 @@ def test_pyright_finds_nothing():
     pyright = Path(sys.executable).parent / "pyright"
     result = subprocess.run([str(pyright)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_shellcheck_finds_nothing_in_the_ci_scripts_and_stand_ins():
+    """CI's own scripts and the tests' shell stand-ins (the host scripts are checked as declared,
+    tests/test_hostscripts.py)."""
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    scripts = [ROOT / ".ci" / "run", ROOT / ".ci" / "wait-for-deploys",
+               *(p for p in (ROOT / "tests" / "standins").iterdir() if p.read_text().startswith("#!/bin/sh"))]
+    result = subprocess.run([str(shellcheck), *map(str, scripts)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -203,3 +203,80 @@ def test_attach_checks_the_jumphost_against_the_key_the_stack_pins(lab):
     assert refused.stderr.startswith("rackctl: the SSH tunnel to the jumphost closed: ")
     assert "Host key verification failed" in refused.stderr
     assert lab.dirs() == []
+
+
+TUNNEL_PROBE = """
+import os, socket
+print(os.environ.get("KUBECONFIG", "no KUBECONFIG"))
+with socket.create_connection(("127.0.0.1", 6442), timeout=5) as s:  # where the stack's apiServer points
+    print(s.recv(100).decode().strip())
+"""
+
+# STAND-IN for the Pulumi CLI, which cannot be built here (README: the engine): it answers only
+# `pulumi config get skolo:sshPrivateKey --stack lab` with the key in $STANDIN_KEY, and records
+# its arguments (never the key) in $STANDIN_LOG.
+STAND_IN_PULUMI = """#!/bin/sh
+echo "$*" >> "$STANDIN_LOG"
+[ "$*" = "config get skolo:sshPrivateKey --stack lab" ] || { echo "stand-in pulumi: not $*" >&2; exit 1; }
+cat "$STANDIN_KEY"
+"""
+
+
+def tunnelled(lab: Lab) -> None:
+    """The lab stack reached through a tunnel: its apiServer is https://127.0.0.1:6442 (rack2's form)."""
+    stack = lab.config / "Pulumi.lab.yaml"
+    doc = yaml.safe_load(stack.read_text())
+    doc["config"]["skolo:apiServer"] = "https://127.0.0.1:6442"
+    stack.write_text(yaml.safe_dump(doc))
+
+
+def test_a_stack_behind_a_tunnel_is_reached_at_its_api_server_address_by_pulumi_too(lab):
+    """What `pulumi up`/`preview` need for a stack whose apiServer is a tunnel: the program's own
+    Kubernetes provider dials apiServer, so the tunnel listens exactly there (no kubeconfig
+    needed: a first `up` has none). A second attach to it is refused, saying why."""
+    tunnelled(lab)
+    args = ["ip", "netns", "exec", lab.rack.workstation, sys.executable, "-m", "rackctl", "--config-dir",
+            str(lab.config), "attach", "lab", "--no-kubeconfig",
+            "--ssh-option=-i", f"--ssh-option={lab.rack.user_key}",
+            "--ssh-option=-o", f"--ssh-option=UserKnownHostsFile={lab.rack.known_hosts}", "--"]
+    env = dict(os.environ, TMPDIR=str(lab.tmp))
+    result = subprocess.run([*args, sys.executable, "-c", TUNNEL_PROBE], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "no KUBECONFIG\nstand-in API server\n"), result.stderr
+    held = subprocess.Popen([*args, "sh", "-c", "echo attached; exec sleep 60"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lab.started.append(held)
+    assert read_line(held, 60) == "attached"
+    again = subprocess.run([*args, "true"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert (again.returncode, again.stderr) == (2, "rackctl: 127.0.0.1:6442 (skolo:apiServer of lab, where its "
+                                                   "tunnel listens) is in use: another rackctl attach lab is open, "
+                                                   "or something else listens there\n")
+    held.send_signal(signal.SIGINT)
+    assert held.wait(timeout=20) == 130
+    assert lab.dirs() == [] and lab.tunnels() == []
+
+
+def test_key_from_stack_reaches_the_jumphost_with_the_stacks_own_key(lab, tmp_path):
+    """--key-from-stack: the stack's skolo:sshPrivateKey, read with `pulumi config get` (a stand-in
+    here), is the only key the tunnel offers; it sits in a private 0600 file while attached and is
+    gone after. No key is passed by the caller."""
+    tunnelled(lab)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(STAND_IN_PULUMI)
+    (bin_dir / "pulumi").chmod(0o755)
+    log = tmp_path / "pulumi.log"
+    key_probe = ("import glob, os; f = glob.glob(os.path.join(os.environ['TMPDIR'], 'rackctl-lab-*', 'jumphost-key')); "
+                 "print(oct(os.stat(f[0]).st_mode & 0o777))")
+    args = ["ip", "netns", "exec", lab.rack.workstation, sys.executable, "-m", "rackctl", "--config-dir",
+            str(lab.config), "attach", "lab", "--no-kubeconfig", "--key-from-stack",
+            "--ssh-option=-o", f"--ssh-option=UserKnownHostsFile={lab.rack.known_hosts}",
+            "--", sys.executable, "-c", key_probe]
+    env = dict(os.environ, TMPDIR=str(lab.tmp), PATH=f"{bin_dir}:{os.environ['PATH']}", STANDIN_LOG=str(log),
+               STANDIN_KEY=str(lab.rack.user_key), HOME=str(tmp_path))  # no ~/.ssh keys to fall back on
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "0o600\n"), result.stderr
+    assert log.read_text() == "config get skolo:sshPrivateKey --stack lab\n"
+    assert lab.dirs() == [] and lab.tunnels() == []
+    secret = lab.rack.user_key.read_text().splitlines()[2]
+    assert secret not in result.stdout + result.stderr

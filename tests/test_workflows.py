@@ -135,9 +135,49 @@ def test_drift_runs_nightly_per_stack_behind_the_deploys_protection():
     assert "pulumi preview --refresh --expect-no-changes" in runs
     assert 'rackctl attach "$STACK"' in runs and 'rackctl status "$STACK" --format json' in runs
     assert '.venv/bin/python -m rackctl drift "$STACK"' in runs
-    # The key for the tunnel lives in the runner's temp dir, 0600, and goes when the step ends.
-    assert "umask 077" in runs and 'rm -f "$key"' in runs
+    # The key for the tunnel: rackctl attach --key-from-stack keeps it in a private 0600 file while attached.
+    assert 'rackctl attach "$STACK" --key-from-stack -- \\\n' in runs and "sshPrivateKey" not in runs
     assert "secrets." not in yaml.safe_dump(doc["jobs"]["plan"])
+
+
+# A command that reaches a rack: its API server (pulumi's Kubernetes provider, kubectl, rackctl
+# status/observer) or its hosts (pulumi-command over SSH, rackctl hostkeys).
+REACHES_A_RACK = re.compile(r"\bpulumi (up|preview|refresh|destroy|import|stack output)\b"
+                            r"|\brackctl (status|observer|hostkeys)\b")
+ATTACH = '.venv/bin/python -m rackctl attach "$STACK" '
+
+
+def commands(run: str) -> list[str]:
+    """A run: script's commands, one per line, backslash continuations joined."""
+    return [line.strip() for line in run.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_every_job_reaches_its_rack_through_rackctl_attach():
+    """One mechanism in every job: each command that reaches a rack runs inside `rackctl attach
+    "$STACK" --key-from-stack` (which opens the tunnel where a stack's apiServer is one), and no
+    step hands pulumi a command through pulumi/actions, where it could not be wrapped."""
+    seen = 0
+    for where, job in lab_jobs():
+        assert job["env"]["STACK"] in ("${{ matrix.stack }}", "${{ needs.plan.outputs.canary }}"), where
+        for step in job["steps"]:
+            if str(step.get("uses", "")).startswith("pulumi/actions@"):
+                assert set(step["with"]) == {"pulumi-version"}, where  # installs the CLI, runs nothing
+            for command in commands(step.get("run", "")):
+                if REACHES_A_RACK.search(command):
+                    seen += 1
+                    assert command.startswith(ATTACH) and " --key-from-stack " in command, (where, command)
+                    inner = command.split(" -- ", 1)[1]
+                    assert '--stack "$STACK"' in inner or 'rackctl status "$STACK"' in inner, (where, command)
+    assert seen == 5  # preview, canary's up, rest's up, drift's preview and its status
+
+
+def test_attach_opens_the_tunnel_where_each_stack_says_its_api_server_is():
+    """Every stack the workflows reach: rack2's apiServer is https://127.0.0.1:6442 (a tunnel), so
+    attach listens there, where the program's Kubernetes provider dials; rack1's is the jumphost."""
+    from rackctl import attach, stackfiles
+
+    where = {stack: attach.tunnel_address(stackfiles.settings_for(stack).api_server) for stack in stackfiles.stacks()}
+    assert where == {"rack1": None, "rack2": ("127.0.0.1", 6442)}
 
 
 def test_workflows_match_the_github_workflow_schema():
