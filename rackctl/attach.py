@@ -61,7 +61,10 @@ def tunnel_address(api_server: str) -> Optional[tuple[str, int]]:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether ssh could listen there: bound as ssh binds (SO_REUSEADDR), so a connection of the
+    last tunnel still in TIME_WAIT does not count, and only a live listener does."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

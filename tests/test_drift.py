@@ -1,6 +1,7 @@
 """`rackctl drift`: the nightly job's verdict per stack, and the one GitHub issue it keeps. The
-issue calls go to a stand-in GitHub API (a real HTTP server on loopback that keeps issues the way
-GitHub's REST API does, for the four calls drift makes), through the command as the workflow runs it."""
+issue calls go to a stand-in GitHub API (tests/standins/github_api.py: a real HTTP server on
+loopback that keeps issues the way GitHub's REST API does, for the four calls drift makes),
+through the command as the workflow runs it."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ import os
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from rackctl import drift
 from tests.conftest import ROOT
+from tests.standins.github_api import StandInGitHub
 
 CLEAN_STATUS = json.dumps({"format": 1, "summary": "80/80 Ready", "drift": False})
 DRIFT_STATUS = json.dumps({"format": 1, "summary": "78/80 Ready, 2 missing: a, b", "drift": True})
@@ -65,75 +65,9 @@ def test_a_long_preview_keeps_its_end_and_fits_an_issue():
 
 # --- through the command, against a stand-in GitHub API ------------------------------------------
 
-class StandInGitHub(ThreadingHTTPServer):
-    """STAND-IN for GitHub's issues API: list (open, by label, paginated), create, edit, comment.
-    Records every request, and refuses one without the token."""
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.issues: dict[int, dict] = {}
-        self.requests: list[tuple[str, str, dict]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: StandInGitHub
-
-    def log_message(self, *args):  # quiet
-        pass
-
-    def _answer(self, code: int, doc) -> None:
-        data = json.dumps(doc).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _handle(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        payload = json.loads(self.rfile.read(length)) if length else {}
-        url = urlsplit(self.path)
-        self.server.requests.append((method, url.path, payload))
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return self._answer(401, {"message": "Bad credentials"})
-        parts = url.path.split("/")  # '', repos, owner, name, issues[, n[, comments]]
-        issues = self.server.issues
-        if method == "GET" and parts[4:] == ["issues"]:
-            q = parse_qs(url.query)
-            found = [i for i in issues.values() if i["state"] == q["state"][0] and q["labels"][0] in i["labels"]]
-            size, page = int(q["per_page"][0]), int(q["page"][0])
-            return self._answer(200, found[(page - 1) * size:page * size])
-        if method == "POST" and parts[4:] == ["issues"]:
-            number = len(issues) + 1
-            issues[number] = {"number": number, "state": "open", "title": payload["title"], "body": payload["body"],
-                              "labels": payload.get("labels", []), "comments": []}
-            return self._answer(201, issues[number])
-        number = int(parts[5])
-        if method == "PATCH":
-            issues[number].update({k: v for k, v in payload.items() if k in ("body", "state")})
-            return self._answer(200, issues[number])
-        if method == "POST" and parts[6:] == ["comments"]:
-            issues[number]["comments"].append(payload["body"])
-            return self._answer(201, {"body": payload["body"]})
-        return self._answer(404, {"message": "Not Found"})
-
-    def do_GET(self):
-        self._handle("GET")
-
-    def do_POST(self):
-        self._handle("POST")
-
-    def do_PATCH(self):
-        self._handle("PATCH")
-
-
 @pytest.fixture
 def github():
-    server = StandInGitHub()
+    server = StandInGitHub(TOKEN)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server

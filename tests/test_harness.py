@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
@@ -115,3 +116,26 @@ def test_a_process_spawned_from_a_thread_that_ends_lives_on():
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_stand_in_runner_fails_a_job_on_a_failing_step_as_github_does(tmp_path):
+    """tests/standins/github_runner.py: outputs flow to later steps and the job; a failing step
+    fails the job; later steps are skipped unless `if: always()`; the default shell has no pipefail."""
+    from tests.standins.github_runner import Runner
+
+    workflows = tmp_path / "ws" / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "w.yml").write_text(yaml.safe_dump({"jobs": {"j": {
+        "env": {"WHO": "${{ matrix.stack }}"},
+        "outputs": {"said": "${{ steps.say.outputs.word }}"},
+        "steps": [{"id": "say", "run": 'echo "word=hello-$WHO" >> "$GITHUB_OUTPUT"'},
+                  {"name": "pipe", "run": "false | true"},
+                  {"name": "fail", "run": 'echo "got ${{ steps.say.outputs.word }}"; exit 3'},
+                  {"name": "after", "run": "echo never"},
+                  {"name": "cleanup", "if": "always()", "run": "echo cleaned"}]}}}))
+    job = Runner(tmp_path / "ws", tmp_path / "temp", {}, tmp_path, tmp_path / "artifacts").run_job(
+        "w.yml", "j", matrix={"stack": "rack9"})
+    assert not job.ok and job.outputs == {"said": "hello-rack9"}
+    assert [(s.name, s.outcome) for s in job.steps[1:]] == [
+        ("pipe", "success"), ("fail", "failure"), ("after", "skipped"), ("cleanup", "success")]
+    assert job.step("fail").output == "got hello-rack9\n" and job.step("cleanup").output == "cleaned\n"
