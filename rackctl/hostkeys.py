@@ -137,11 +137,13 @@ def hostkeys(stack: str, config_dir: Path, ssh_options: Sequence[str], dry_run: 
     jumphost_key, scanned = scan(parsed.jumphost, parsed.jumphost.host_key,
                                  sorted({address for what, _, address, _ in hosts if what != "jumphost"}), ssh_options)
     scanned[parsed.jumphost.address] = jumphost_key
-    new, changed, silent = {}, [], []
+    new, changed, silent, rsa_only = {}, [], [], []
     for what, name, address, pinned in hosts:
         seen = scanned.get(address)
         if seen is None:
             silent.append(f"{what} {name} ({address})")
+        elif seen.startswith("ssh-rsa "):
+            rsa_only.append(f"{what} {name} ({address})")
         elif pinned is None:
             new[(what, name)] = seen
             out(f"pin {what} {name} ({address}): {seen.split()[0]} {fingerprint(seen)}")
@@ -161,4 +163,8 @@ def hostkeys(stack: str, config_dir: Path, ssh_options: Sequence[str], dry_run: 
         out(f"KEY CHANGED, not replaced: {line}; if the host was re-imaged, delete its hostKey and run again")
     if silent:
         out(f"not reached (run again when they answer): {', '.join(silent)}")
-    return 1 if changed or silent else 0
+    if rsa_only:
+        out(f"not pinned, they offer only an ssh-rsa host key, which pulumi-command cannot use with OpenSSH 8.8 and "
+            f"later (it would offer SHA-1 ssh-rsa): {', '.join(rsa_only)}; give each an ed25519 key (ssh-keygen -A "
+            f"on the host), then run again")
+    return 1 if changed or silent or rsa_only else 0

@@ -5,6 +5,7 @@ does not answer is named. Needs root (namespaces), as CI has."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -120,3 +121,33 @@ def test_a_pinned_jumphost_key_that_differs_is_named_as_the_one_that_differs(lab
         f"rack's stack file, or a reinstalled jumphost: check the key on its console, then delete hostKey and run "
         f"rackctl hostkeys again. Nothing was read or written\n"))
     assert stack_file.read_text() == text
+
+
+RSA_PROBE = """
+set -e
+ip link set lo up
+ssh-keygen -q -t rsa -b 2048 -N '' -f "$D/host"
+ssh-keygen -q -t ed25519 -N '' -f "$D/user"
+cp "$D/user.pub" "$D/authorized"
+printf 'Port 22\\nListenAddress 127.0.0.1\\nHostKey %s/host\\nAuthorizedKeysFile %s/authorized\\nPidFile %s/pid\\nUsePAM no\\nStrictModes no\\n' "$D" "$D" "$D" > "$D/config"
+mkdir -p /run/sshd
+/usr/sbin/sshd -f "$D/config"
+for algorithm in ssh-rsa rsa-sha2-512; do
+  ssh -i "$D/user" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \\
+    -o HostKeyAlgorithms="$algorithm" root@127.0.0.1 "echo $algorithm accepted" 2>&1 || true
+done
+kill "$(cat "$D/pid")"
+"""
+
+
+def test_openssh_refuses_a_client_that_offers_only_ssh_rsa_which_is_why_an_rsa_pin_is_refused(tmp_path):
+    """The other side of the settings' refusal of an ssh-rsa hostKey: pulumi-command offers a host
+    only the pinned key's type (connection.go: HostKeyAlgorithms = [key.Type()]), and for RSA that is
+    ssh-rsa. A real sshd with an RSA host key, alone in its own network namespace, refuses that
+    client, and accepts the same key offered as rsa-sha2-512 (the positive control)."""
+    result = subprocess.run(["unshare", "--net", "sh", "-c", RSA_PROBE], env={**os.environ, "D": str(tmp_path)},
+                            capture_output=True, text=True, timeout=60)
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("Warning: Permanently added")]
+    assert lines[0].startswith("Unable to negotiate with 127.0.0.1 port 22: no matching host key type found. "
+                               "Their offer: rsa-sha2-512,rsa-sha2-256"), result.stdout + result.stderr
+    assert lines[1] == "rsa-sha2-512 accepted"

@@ -336,3 +336,26 @@ def check_module():
     from rackctl import check
 
     return check
+
+
+def test_hostkeys_pins_no_rsa_key_and_says_why(stack_dir, monkeypatch):
+    """STAND-IN at the edge, ssh-keyscan as above: a Pi that offers only an RSA host key is named,
+    not pinned (pulumi-command could not reach it: components/settings/fields.py HOST_KEY_TYPES)."""
+    from rackctl import hostkeys
+
+    rsa = "ssh-rsa " + base64.b64encode(b"\x00\x00\x00\x07ssh-rsa" + b"\x03" * 40).decode()
+    monkeypatch.setattr(hostkeys, "scan", lambda jumphost, pinned, addresses, options: (pinned, {
+        a: rsa for a in addresses}))
+    stack = stack_dir / "Pulumi.rack2.yaml"
+    pinned = "      hostKey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICYn2ez1kYaCd7uSR0gEuccJRmSAo8o6Islfxwos6Fp5\n"
+    stack.write_text(stack.read_text().replace(pinned, ""))
+    before = stack.read_text()
+    said: list[str] = []
+    assert hostkeys.hostkeys("rack2", stack_dir, [], dry_run=False, out=said.append) == 1
+    assert said[-1] == ("not pinned, they offer only an ssh-rsa host key, which pulumi-command cannot use with "
+                        "OpenSSH 8.8 and later (it would offer SHA-1 ssh-rsa): Pi skia-rpi2-rack2-shelf1-001 "
+                        "(192.168.1.101), Pi skia-rpi2-rack2-shelf1-002 (192.168.1.102), Pi skia-rpi2-rack2-shelf1-003 "
+                        "(192.168.1.103), Pi skia-rpi2-rack2-shelf1-004 (192.168.1.104), edgerouter (routerBackup) "
+                        "router (192.168.1.1), mpower (powerCycle) rack2-mpower (192.168.1.20); give each an ed25519 "
+                        "key (ssh-keygen -A on the host), then run again")
+    assert stack.read_text() == before

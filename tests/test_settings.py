@@ -100,8 +100,13 @@ def test_error_text_says_nothing_was_changed_and_lists_each_problem():
      ["skolo:jumphost.lanAddress: missing; required when skolo:jumphost.address is a host name ('rack2'): "
       "the Pis join the API server at this IPv4 address"]),
     (lambda r: r["jumphost"].update(hostKey="AAAA"),
-     ["skolo:jumphost.hostKey: expected a host key in authorized_keys format ('ssh-ed25519 AAAA...'), got "
-      "'AAAA'; read it with: ssh-keyscan -t ed25519 HOST"]),
+     ["skolo:jumphost.hostKey: expected an ed25519 or ECDSA host key in authorized_keys format ('ssh-ed25519 "
+      "AAAA...'), got 'AAAA'; read it with: ssh-keyscan -t ed25519 HOST"]),
+    (lambda r: r["rpis"][0].update(hostKey="ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7" + "x" * 40),
+     ["skolo:rpis[0].hostKey: 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... is an "
+      "ssh-rsa key: pulumi-command offers a host only the type of the key pinned for it, and for RSA that is SHA-1 "
+      "ssh-rsa, which OpenSSH 8.8 and later refuse (\"no matching host key type found\"), so every step to this "
+      "host would fail; pin its ed25519 key instead: ssh-keyscan -t ed25519 HOST, or rackctl hostkeys"]),
     (lambda r: r.update(rpis={"name": "x"}),
      ["skolo:rpis: expected a list of {name, address} or {shelf, count, firstAddress} entries, got an object "
       '{"name": "x"}']),

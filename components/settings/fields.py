@@ -32,10 +32,15 @@ def type_name(value: Any) -> str:
             float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
+class Refused(ValueError):
+    """Raised by a check whose value has the right form but cannot work: its text is the whole
+    refusal, saying why (the generic `expected ..., got ...` would not)."""
+
+
 class Check:
     """A config type's check: `check` returns the clean value, or None (or raises) for a bad one,
-    which is refused as `expected <expected>, got <the value><hint>`. `expected` also documents
-    the type (docs/services.md)."""
+    which is refused as `expected <expected>, got <the value><hint>`, or as a `Refused`'s own text.
+    `expected` also documents the type (docs/services.md)."""
 
     def __init__(self, expected: str, check: Callable[[Any], Any], hint: str = ""):
         self.expected, self.check, self.hint = expected, check, hint
@@ -43,6 +48,8 @@ class Check:
     def __call__(self, value: Any) -> Any:
         try:
             result = self.check(value)
+        except Refused as e:
+            raise fail(str(e)) from None
         except (ValueError, TypeError, AttributeError):
             result = None
         if result is None:
@@ -120,10 +127,17 @@ def _bucket_ok(v: str) -> bool:
 
 def _host_key(v: str):
     kind, key = v.split()[:2]
+    if kind == "ssh-rsa" and base64.b64decode(key, validate=True):
+        raise Refused(f"{show(v)} is an ssh-rsa key: pulumi-command offers a host only the type of the key pinned "
+                      f"for it, and for RSA that is SHA-1 ssh-rsa, which OpenSSH 8.8 and later refuse (\"no matching "
+                      f"host key type found\"), so every step to this host would fail; pin its ed25519 key instead: "
+                      f"ssh-keyscan -t ed25519 HOST, or rackctl hostkeys")
     return f"{kind} {key}" if kind in HOST_KEY_TYPES and base64.b64decode(key, validate=True) else None
 
 
-HOST_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+# Not ssh-rsa: pulumi-command (provider/pkg/provider/remote/connection.go) sets the client's host key
+# algorithms to the pinned key's type alone, and OpenSSH 8.8+ refuses SHA-1 ssh-rsa.
+HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
 K3S_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 
@@ -146,7 +160,8 @@ NodeName = Annotated[str, scalar("a node name (RFC 1123: lower-case letters, dig
                                  "ending with a letter or digit)",
                                  lambda v: v if len(v) <= 253 and re.match(rf"^{_LABEL}(\.{_LABEL})*$", v) else None)]
 Port = Annotated[int, scalar("a TCP port from 1 to 65535", _int(lambda v: 1 <= v <= 65535))]
-HostKey = Annotated[str, scalar("a host key in authorized_keys format ('ssh-ed25519 AAAA...')", _host_key,
+HostKey = Annotated[str, scalar("an ed25519 or ECDSA host key in authorized_keys format ('ssh-ed25519 AAAA...')",
+                                _host_key,
                                 hint="; read it with: ssh-keyscan -t ed25519 HOST")]
 K3sVersion = Annotated[str, scalar("an exact k3s release like v1.31.6+k3s1",
                                    lambda v: v.strip() if K3S_VERSION.match(v.strip()) else None,
