@@ -139,3 +139,30 @@ def test_the_stand_in_runner_fails_a_job_on_a_failing_step_as_github_does(tmp_pa
     assert [(s.name, s.outcome) for s in job.steps[1:]] == [
         ("pipe", "success"), ("fail", "failure"), ("after", "skipped"), ("cleanup", "success")]
     assert job.step("fail").output == "got hello-rack9\n" and job.step("cleanup").output == "cleaned\n"
+
+
+def test_every_golden_file_is_judged_by_a_test_that_exists():
+    """tests/golden/README.md names, for each golden file, the tests that judge its content; each
+    golden file is listed, and each test named there exists."""
+    import re
+
+    golden = ROOT / "tests" / "golden"
+    table = (golden / "README.md").read_text()
+    listed = set(re.findall(r"^\| (rack[\w-]+/[\w.-]+) \|", table, re.M))
+    assert listed == {f"{p.parent.name}/{p.name}" for p in golden.glob("*/*")}
+    for module, test in re.findall(r"`(test_\w+\.py)::(test_\w+)`", table):
+        assert re.search(rf"^def {test}\(", (ROOT / "tests" / module).read_text(), re.M), f"{module}::{test}"
+
+
+def test_update_golden_is_refused_under_ci(tmp_path):
+    test = tmp_path / "test_g.py"
+    (tmp_path / "g" / "x").mkdir(parents=True)
+    (tmp_path / "g" / "x" / "kept").write_text("golden\n")
+    test.write_text("from pathlib import Path\nfrom tests import golden\n\n"
+                    "def test_g():\n    golden.GOLDEN = Path(__file__).parent / 'g'\n    golden.compare('x', {})\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-c",
+                             os.devnull, "--rootdir", str(tmp_path), str(test)], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path,
+                            env={**os.environ, "CI": "true", "UPDATE_GOLDEN": "1", "PYTHONPATH": str(ROOT)})
+    assert "UPDATE_GOLDEN is refused under CI" in result.stdout and "1 failed" in result.stdout
+    assert (tmp_path / "g" / "x" / "kept").read_text() == "golden\n"  # nothing was rewritten

