@@ -43,6 +43,38 @@ STATE = "/var/lib/rancher/standin"
 CLUSTER = "/var/lib/rancher/standin-cluster"
 
 
+# STAND-IN for the jumphost's Kubernetes API server, behind rackctl attach's tunnel: it listens on
+# the jumphost's own 127.0.0.1:6443 and answers every connection with one line (no HTTP).
+STAND_IN_API = """
+import socket
+server = socket.create_server(("127.0.0.1", 6443))
+print("listening", flush=True)
+while True:
+    conn, _ = server.accept()
+    conn.sendall(b"stand-in API server\\n")
+    conn.close()
+"""
+
+
+def read_line(proc: subprocess.Popen, seconds: float) -> str:
+    """The next line a process prints, waiting at most `seconds` (then the test fails, not hangs)."""
+    import select
+
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], seconds)
+    assert ready, f"no line within {seconds}s"
+    return proc.stdout.readline().strip()
+
+
+def serve_stand_in_api(rack: "Rack") -> subprocess.Popen:
+    """STAND_IN_API on the rack's jumphost, listening before this returns; stopped with the rack."""
+    api = spawn(["ip", "netns", "exec", rack.jumphost.netns, sys.executable, "-c", STAND_IN_API],
+                stdout=subprocess.PIPE, text=True)
+    rack.processes.append(api)
+    assert read_line(api, 30) == "listening"
+    return api
+
+
 def prerequisites() -> Optional[str]:
     """Why the SSH host tests cannot run here, or None."""
     if os.geteuid() != 0:

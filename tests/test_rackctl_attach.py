@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -22,21 +21,10 @@ import yaml
 
 from tests import hosts
 from tests.conftest import ROOT
-from tests.processes import spawn
 
 pytestmark = pytest.mark.hosts
 
 hosts.require("the attach tests")
-
-STAND_IN_API = """
-import socket
-server = socket.create_server(("127.0.0.1", 6443))
-print("listening", flush=True)
-while True:
-    conn, _ = server.accept()
-    conn.sendall(b"stand-in API server\\n")
-    conn.close()
-"""
 
 PROBE = """
 import os, socket, yaml
@@ -94,10 +82,7 @@ def lab(tmp_path):
     rack = hosts.start_rack(tmp_path, pis=0)
     lab = None
     try:
-        api = spawn(["ip", "netns", "exec", rack.jumphost.netns, sys.executable, "-c", STAND_IN_API],
-                    stdout=subprocess.PIPE, text=True)
-        rack.processes.append(api)
-        assert read_line(api, 30) == "listening"
+        hosts.serve_stand_in_api(rack)
         config = tmp_path / "stacks"
         config.mkdir()
         shutil.copy2(ROOT / "Pulumi.yaml", config / "Pulumi.yaml")
@@ -119,11 +104,7 @@ def lab(tmp_path):
         rack.close()
 
 
-def read_line(proc: subprocess.Popen, seconds: float) -> str:
-    """The next line a process prints, waiting at most `seconds` (then the test fails, not hangs)."""
-    ready, _, _ = select.select([proc.stdout], [], [], seconds)
-    assert ready, f"no line within {seconds}s"
-    return proc.stdout.readline().strip()
+read_line = hosts.read_line
 
 
 def attach(lab: Lab, *command, popen=False):

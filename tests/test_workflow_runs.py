@@ -16,7 +16,6 @@ Needs root (namespaces), as CI has."""
 from __future__ import annotations
 
 import json
-import select
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import yaml
 
 from components import settings
 from tests import hosts
+from rackctl.program import STAND_IN_KUBECONFIG
 from tests.conftest import ROOT
 from tests.processes import spawn
 from tests.standins.github_runner import Runner
@@ -37,36 +37,6 @@ hosts.require("the workflow-run tests")
 
 TOKEN = "ghs_standInWorkflowToken0123"
 GITHUB_PORT = 8099
-STAND_IN_API = """
-import socket
-server = socket.create_server(("127.0.0.1", 6443))
-print("listening", flush=True)
-while True:
-    conn, _ = server.accept()
-    conn.sendall(b"stand-in API server\\n")
-    conn.close()
-"""
-KUBECONFIG = """\
-apiVersion: v1
-clusters:
-- cluster: {certificate-authority-data: c3RhbmQtaW4=, server: 'https://127.0.0.1:6442'}
-  name: lab
-contexts:
-- context: {cluster: lab, user: lab}
-  name: lab
-current-context: lab
-kind: Config
-users:
-- name: lab
-  user: {client-key-data: c3RhbmQtaW4ta2V5}
-"""
-
-
-def read_line(proc: subprocess.Popen, seconds: float) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], seconds)
-    assert ready, f"no line within {seconds}s"
-    return proc.stdout.readline().strip()
 
 
 def workspace(path: Path, rack: hosts.Rack) -> Path:
@@ -95,16 +65,13 @@ def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("workflow-runs")
     rack = hosts.start_rack(tmp, pis=0)
     try:
-        api = spawn(["ip", "netns", "exec", rack.jumphost.netns, sys.executable, "-c", STAND_IN_API],
-                    stdout=subprocess.PIPE, text=True)
-        rack.processes.append(api)
-        assert read_line(api, 30) == "listening"
+        hosts.serve_stand_in_api(rack)
         github_state = tmp / "github.json"
         github = spawn(["ip", "netns", "exec", rack.workstation, sys.executable,
                         str(ROOT / "tests" / "standins" / "github_api.py"), "127.0.0.1", str(GITHUB_PORT), TOKEN,
                         str(github_state)], stdout=subprocess.PIPE, text=True)
         rack.processes.append(github)
-        assert read_line(github, 30) == "listening"
+        assert hosts.read_line(github, 30) == "listening"
         ws = workspace((tmp / "ws"), rack)
         # The package index's stand-in: the runner's packages, installed before the jobs run.
         subprocess.run([sys.executable, "-m", "venv", str(ws / ".venv")], check=True)
@@ -118,7 +85,7 @@ def lab(tmp_path_factory):
             (standin / "bin" / tool).write_text(script)
             (standin / "bin" / tool).chmod(0o755)
         shutil.copy2(rack.user_key, standin / "key")
-        (standin / "kubeconfig").write_text(KUBECONFIG)
+        (standin / "kubeconfig").write_text(STAND_IN_KUBECONFIG)
         (standin / "api-server").write_text("127.0.0.1 6442\n")
         contexts = {
             "github": {"repository": "google/skolo-racks", "server_url": "https://github.com", "run_id": "42",
