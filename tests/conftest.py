@@ -148,6 +148,7 @@ def rack1_live(control_plane, rack1_declared):
 
 
 CLUSTER_MODULES = "tests/test_cluster_"
+ONE_WORKER_MODULES = {"tests/test_workflow_runs.py": "workflow-runs"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -159,14 +160,18 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Under pytest-xdist (pyproject's `-n auto`): every test of the real control plane on one
+    """Under pytest-xdist (pyproject's `-n 3`): every test of the real control plane on one
     worker, in file order, so the session starts that control plane once and its live rack is
-    never changed by two tests at once; every other test balanced on its own. (xdist's loadgroup
+    never changed by two tests at once; a module with a costly module-scoped fixture
+    (ONE_WORKER_MODULES) on one worker too; every other test balanced on its own. (xdist's loadgroup
     would do this, but it does not work with pytest 9: the group suffix never reaches the nodeid.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ControlPlaneOnOneWorker(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "control-plane" if nodeid.startswith(CLUSTER_MODULES) else nodeid
+            if nodeid.startswith(CLUSTER_MODULES):
+                return "control-plane"
+            # One module-scoped sandbox and workspace (with its installed .venv) for all its tests.
+            return ONE_WORKER_MODULES.get(nodeid.split("::")[0], nodeid)
 
     return ControlPlaneOnOneWorker(config, log)

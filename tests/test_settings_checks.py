@@ -1,0 +1,86 @@
+"""The settings layer's value checks at their boundaries (components/settings/fields.py), and the
+lines an operator reads when one refuses (components/settings/base.py). Written where mutation
+testing found checks whose edges no test held (README: "How good are the tests")."""
+
+from __future__ import annotations
+
+import pytest
+
+from components import settings
+from components.settings import ConfigError
+from components.settings.fields import _bucket_ok, _cron_ok, show, type_name
+from tests.conftest import PLANTED, stack_raw
+
+
+@pytest.mark.parametrize("schedule", [
+    "0 4 * * *", "*/15 * * * *", "0 0 1 1 0", "59 23 31 12 7", "0-59 0-23 1-31 1-12 0-7", "1,2,59 * * * *",
+    "0-30/5 * * * *", "*/59 */23 */31 */12 */7", "5-5 * * * *", "0 4 * * 1-5",
+])
+def test_a_cron_schedule_in_range_is_accepted(schedule):
+    assert _cron_ok(schedule)
+
+
+@pytest.mark.parametrize("schedule", [
+    "60 * * * *", "* 24 * * *", "* * 0 * *", "* * 32 * *", "* * * 0 *", "* * * 13 *", "* * * * 8",
+    "0-60 * * * *", "* * * 1-13 *", "6-5 * * * *", "*/0 * * * *", "*/60 * * * *", "* */24 * * *", "* * */32 * *",
+    "* * * */13 *", "* * * * */8", "* * * *", "* * * * * *", "", "a * * * *", "1- * * * *", "1,,2 * * * *",
+    "*/ * * * *", "-1 * * * *", "1,60 * * * *", "@daily",
+])
+def test_a_cron_schedule_out_of_range_or_malformed_is_refused(schedule):
+    assert not _cron_ok(schedule)
+
+
+@pytest.mark.parametrize("bucket", [
+    "abc", "a" * 63, "a-b_c", "a.b.c", "1abc", "a" * 63 + "." + "b" * 63,
+    ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 30]),  # 222, the longest
+])
+def test_a_bucket_name_gcp_accepts_is_accepted(bucket):
+    assert _bucket_ok(bucket)
+
+
+@pytest.mark.parametrize("bucket", [
+    "ab", "a" * 64, "-abc", "abc-", "Abc", "a b", "goog-bucket", "my-google-bucket", "192.168.1.1", "a..b",
+    ".abc", "abc.", "a" * 64 + ".b", ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 31]),  # 223
+])
+def test_a_bucket_name_gcp_refuses_is_refused(bucket):
+    assert not _bucket_ok(bucket)
+
+
+@pytest.mark.parametrize("value, name", [
+    ({}, "an object"), ([], "a list"), ("x", "a string"), (True, "a boolean"), (1, "a number"), (1.5, "a number"),
+    (None, "nothing"), (b"x", "bytes"),
+])
+def test_type_names_in_messages(value, name):
+    assert type_name(value) == name
+
+
+def test_a_value_is_shown_whole_up_to_80_characters_then_cut():
+    assert show("a" * 78) == repr("a" * 78) and len(show("a" * 78)) == 80
+    assert show("a" * 79) == "'" + "a" * 76 + "..."
+    assert show(7) == "7" and show([1, "x"]) == '[1, "x"]' and show(None) == "null"
+
+
+def parse_rack2(mutate) -> list[str]:
+    raw = stack_raw("rack2")
+    mutate(raw)
+    with pytest.raises(ConfigError) as e:
+        settings.parse("rack2", raw, PLANTED)
+    return list(e.value.problems)
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda r: r.pop("jumphost"),
+     "skolo:jumphost: missing; this key is required (see Pulumi.rack1.yaml)"),
+    (lambda r: r["jumphost"].pop("address"),
+     "skolo:jumphost.address: missing; this key is required"),
+    (lambda r: r.update(jumphost=["j"]),
+     "skolo:jumphost: expected an object with keys name, address, lanAddress, lanCidr, user, port, hostKey, "),
+    (lambda r: r["services"]["routerBackup"].update(schedule="0 24 * * *"),
+     "skolo:services.routerBackup.schedule: expected a cron schedule of five fields like '0 3 * * *' (minute 0-59, "
+     "hour 0-23, day 1-31, month 1-12, weekday 0-7), got '0 24 * * *'"),
+    (lambda r: r["upgrade"].update(maxUnavailable=0),
+     "skolo:upgrade.maxUnavailable: "),
+])
+def test_the_line_an_operator_reads_names_the_key_and_the_value(mutate, expected):
+    problems = parse_rack2(mutate)
+    assert any(p.startswith(expected) for p in problems), problems
