@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -69,7 +70,10 @@ def run_stack():
     def run(stack: str, overrides=None, secrets=None) -> program.Run:
         key = (stack, json.dumps(overrides, sort_keys=True, default=str),
                "planted" if secrets is None else json.dumps(secrets, sort_keys=True, default=str))
-        if key not in _RUNS:
+        if key not in _RUNS or os.environ.get("MUTANT_UNDER_TEST") == "stats":
+            # mutmut's coverage pass ("stats") records which tests call each function: with the
+            # cache, only the first test to run a stack would count, and a mutant would be tried
+            # against that one test alone.
             _RUNS[key] = program.run_stack(stack, secrets=PLANTED if secrets is None else secrets, overrides=overrides)
         return copy.deepcopy(_RUNS[key])
 

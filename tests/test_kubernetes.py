@@ -200,3 +200,19 @@ def test_no_role_the_stack_creates_grants_an_exec_path_or_a_core_wildcard(run_st
             assert not resources & FORBIDDEN_GRANTS, (name, rule)
             assert not ("" in (rule.get("apiGroups") or ()) and resources & {"*", "*/*"}), (name, rule)
             assert "*" not in (rule.get("verbs") or ()) and "*" not in (rule.get("apiGroups") or ()), (name, rule)
+
+
+@pytest.mark.parametrize("stack", ["rack1", "rack2"])
+def test_up_does_not_wait_for_a_rollout_across_the_pis_but_does_for_the_jumphost(run_stack, stack):
+    """The Kubernetes provider fails an update after 10 minutes waiting for a rollout
+    (pulumi-kubernetes provider/pkg/await/daemonset.go, _defaultDaemonSetTimeout): a DaemonSet
+    rolling a rack's bots a few at a time takes hours, so every DaemonSet carries the provider's
+    own pulumi.com/skipAwait. A Deployment (one pod on the jumphost) is waited for: one that never
+    becomes ready fails `up`, named, instead of passing unseen."""
+    objects = render.kubernetes_objects(run_stack(stack)).values()
+    kinds = {}
+    for obj in objects:
+        skip = (obj["metadata"].get("annotations") or {}).get("pulumi.com/skipAwait")
+        kinds.setdefault(obj["kind"], set()).add(skip)
+    assert kinds["DaemonSet"] == {"true"}
+    assert kinds["Deployment"] == {None}

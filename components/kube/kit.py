@@ -16,6 +16,10 @@ import pulumi_kubernetes as k8s
 from components.labels import GOOGLE_KEY_DIR, PART_OF_LABEL, PULL_SECRET
 from components.kube.workload import PROMETHEUS, Footprint, Mount, Peer, Workload, pod_template
 
+# The provider's own annotation (pulumi-kubernetes provider/pkg/metadata/annotations.go): it
+# reports the object ready once applied, without waiting for its rollout.
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
 net = k8s.networking.v1
 
 
@@ -153,9 +157,15 @@ class Kit:
             opts=self._workload_opts(w, depends_on))
 
     def daemon_set(self, w: Workload, max_unavailable: pulumi.Input[str | int] = 1) -> k8s.apps.v1.DaemonSet:
-        """One pod per matching node, rolled with at most `max_unavailable` pods down at a time."""
+        """One pod per matching node, rolled with at most `max_unavailable` pods down at a time.
+
+        `pulumi up` does not wait for the rollout (SKIP_AWAIT): a DaemonSet here spans the rack's
+        Pis, and rolling hundreds of them a few at a time (each bot may finish its test first) takes
+        hours, while the provider fails the update after 10 minutes of waiting (pulumi-kubernetes
+        provider/pkg/await/daemonset.go), which would fail every deploy and stop the rollout at
+        the canary. `rackctl status` shows a roll in progress."""
         return k8s.apps.v1.DaemonSet(
-            self._id("daemonset", w.name), metadata=self.meta(w.name, w.labels),
+            self._id("daemonset", w.name), metadata=self.meta(w.name, w.labels, annotations=SKIP_AWAIT),
             spec=k8s.apps.v1.DaemonSetSpecArgs(
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=w.labels),
                 update_strategy=k8s.apps.v1.DaemonSetUpdateStrategyArgs(
