@@ -112,8 +112,9 @@ class LiveRack:
 
     def apply(self, objs: list[dict], *, dry_run: bool = False, force: bool = True,
               check: bool = True) -> subprocess.CompletedProcess:
-        """Server-side apply as the provider does it (its field manager; conflicts forced unless
-        `force` is False), in `objs`' order; `dry_run`: the server judges it and stores nothing."""
+        """Server-side apply as the provider does it (its field manager; conflicts forced, as the
+        rack's provider is configured, enable_patch_force, unless `force` is False), in `objs`'
+        order; `dry_run`: the server judges it and stores nothing."""
         return self.cp.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}",
                                *(["--force-conflicts"] if force else []), *(["--dry-run=server"] if dry_run else []),
                                "-f", "-", input=as_list(objs), check=check)

@@ -216,3 +216,13 @@ def test_up_does_not_wait_for_a_rollout_across_the_pis_but_does_for_the_jumphost
         kinds.setdefault(obj["kind"], set()).add(skip)
     assert kinds["DaemonSet"] == {"true"}
     assert kinds["Deployment"] == {None}
+
+
+def test_a_field_changed_by_hand_is_taken_back_by_the_next_up(run_stack):
+    """The provider forces server-side apply conflicts (enablePatchForce, read by the provider as
+    kubernetes:config:enablePatchForce in provider/pkg/provider/provider.go), so a `kubectl scale`
+    or `kubectl set image` made during an incident does not make the next `up` fail; the code wins.
+    The real API server's side of it: tests/test_cluster_apply.py applies with --force-conflicts."""
+    provider = run_stack("rack2").of_type("pulumi:providers:kubernetes")[0]
+    assert provider.inputs["enablePatchForce"] == "true"
+    assert provider.inputs["clusterIdentifier"] == "rack2"  # so this change updates the provider, replacing nothing

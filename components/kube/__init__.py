@@ -31,11 +31,18 @@ def provider(name: str, *, kubeconfig: pulumi.Input[str], cluster: str,
     name is the stable `cluster_identifier`: a kubeconfig that is unknown during a first preview
     or that changes later (a new certificate) updates the provider instead of replacing every
     object in the rack.
+
+    Patch force: the code is the rack's truth, so a field someone changed by hand (`kubectl scale`,
+    `kubectl set image` during an incident) is taken back by the next `pulumi up`. Without it the
+    provider's server-side apply stops on that field's conflict (pulumi-kubernetes
+    provider/pkg/await/await.go patchForce) and the update fails. The nightly drift check shows
+    such a change before any `up` takes it back.
     """
     return k8s.Provider(
         name,
         kubeconfig=pulumi.Output.secret(kubeconfig),
         cluster_identifier=cluster,
         delete_unreachable=False,
+        enable_patch_force=True,
         opts=opts,
     )
