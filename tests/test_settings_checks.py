@@ -14,7 +14,7 @@ from tests.conftest import PLANTED, stack_raw
 
 @pytest.mark.parametrize("schedule", [
     "0 4 * * *", "*/15 * * * *", "0 0 1 1 0", "59 23 31 12 7", "0-59 0-23 1-31 1-12 0-7", "1,2,59 * * * *",
-    "0-30/5 * * * *", "*/59 */23 */31 */12 */7", "5-5 * * * *", "0 4 * * 1-5",
+    "0-30/5 * * * *", "*/59 */23 */31 */12 */7", "5-5 * * * *", "0 4 * * 1-5", "*/1 * * * *",
 ])
 def test_a_cron_schedule_in_range_is_accepted(schedule):
     assert _cron_ok(schedule)
@@ -79,8 +79,48 @@ def parse_rack2(mutate) -> list[str]:
      "skolo:services.routerBackup.schedule: expected a cron schedule of five fields like '0 3 * * *' (minute 0-59, "
      "hour 0-23, day 1-31, month 1-12, weekday 0-7), got '0 24 * * *'"),
     (lambda r: r["upgrade"].update(maxUnavailable=0),
-     "skolo:upgrade.maxUnavailable: "),
+     "skolo:upgrade.maxUnavailable: expected a whole number from 1 to 50, got 0"),
+    (lambda r: r["upgrade"].update(maxUnavailable=51),
+     "skolo:upgrade.maxUnavailable: expected a whole number from 1 to 50, got 51"),
+    (lambda r: r["upgrade"].update(maxUnavailable=True),
+     "skolo:upgrade.maxUnavailable: expected a whole number from 1 to 50, got true"),
+    (lambda r: r["services"].setdefault("swarming", {}).update(terminationGraceSeconds=29),
+     "skolo:services.swarming.terminationGraceSeconds: expected a whole number of at least 30, got 29"),
+    (lambda r: r["services"].setdefault("metadata", {}).update(extraArgs="--x"),
+     "skolo:services.metadata.extraArgs: expected a list, got a string '--x'"),
+    (lambda r: r.setdefault("guardrails", {}).update(namespaces=["a"]),
+     'skolo:guardrails.namespaces: expected an object of namespace -> {hostPaths, hostPathPrefixes, privileged, '
+     'hostNetwork, root, capabilities}, got a list ["a"]'),
 ])
 def test_the_line_an_operator_reads_names_the_key_and_the_value(mutate, expected):
     problems = parse_rack2(mutate)
     assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_two_problems_of_one_rule_are_both_reported():
+    def twice(raw):
+        raw["rpis"][1]["address"] = raw["rpis"][0]["address"]
+        raw["rpis"][3]["address"] = raw["rpis"][2]["address"]
+        raw["services"].setdefault("metadata", {})["extraArgs"] = "--x"
+    assert parse_rack2(twice) == [
+        "skolo:rpis[1].address: address '192.168.1.101' is already used by skolo:rpis[0].address; every Pi needs its "
+        "own address",
+        "skolo:rpis[3].address: address '192.168.1.103' is already used by skolo:rpis[2].address; every Pi needs its "
+        "own address",
+        "skolo:services.metadata.extraArgs: expected a list, got a string '--x'"]
+
+
+def test_every_host_the_rack_reaches_over_ssh_is_listed_for_pinning():
+    """What `rackctl check --strict` and `rackctl hostkeys` go through: every SSH host, named by
+    what it is, with its pinned key."""
+    rack = settings.parse("rack2", stack_raw("rack2"), PLANTED)
+    assert [(what, name, address) for what, name, address, _ in rack.ssh_hosts()] == [
+        ("jumphost", "skolo-rack2-jumphost", "192.168.1.8"),
+        *[("Pi", f"skia-rpi2-rack2-shelf1-00{i}", f"192.168.1.10{i}") for i in range(1, 5)],
+        ("edgerouter (routerBackup)", "router", "192.168.1.1"), ("mpower (powerCycle)", "rack2-mpower", "192.168.1.20")]
+    assert all(key.startswith("ssh-ed25519 ") for *_, key in rack.ssh_hosts())
+    raw = stack_raw("rack2")
+    raw["services"]["routerBackup"]["enabled"] = False
+    raw["services"]["powerCycle"]["enabled"] = False
+    off = settings.parse("rack2", raw, PLANTED)
+    assert [what for what, *_ in off.ssh_hosts()] == ["jumphost", "Pi", "Pi", "Pi", "Pi"]
