@@ -107,6 +107,8 @@ class Host:
     root: Path
     host_key_pub: str = ""
     process: Optional[subprocess.Popen] = None
+    traced: bool = False
+    """Its sshd runs under strace (start_rack(trace=True)): every execve below it is recorded."""
 
     @property
     def trace(self) -> Path:
@@ -214,12 +216,13 @@ class Rack:
         any process it started, here or on any sandboxed host: the client runs under strace, every
         host's sshd does too (_start_sshd), and what their traces gained meanwhile is searched."""
         hosts = [self.jumphost, *self.pis]
+        assert not watch_for or all(h.traced for h in hosts), "watch_for needs a rack started with trace=True"
         before = {h.name: h.trace.stat().st_size if h.trace.exists() else 0 for h in hosts}
         client = self.tmp / "client.trace"
         client.unlink(missing_ok=True)
         start = time.monotonic()
-        proc = subprocess.run([*TRACE, "-o", str(client), *args], input=stdin, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run([*(TRACE + ("-o", str(client)) if watch_for else ()), *args], input=stdin,
+                              capture_output=True, text=True, timeout=timeout)
         traced = client.read_bytes() if client.exists() else b""
         for h in hosts:
             if h.trace.exists():
@@ -310,8 +313,8 @@ def _start_sshd(host: Host, authorized: Path, keep_key: bool = False) -> None:
     # host's trace (Rack.exec reads it for secrets); sshd dies with strace (setpriv), as strace does
     # with the test (tests/processes.py). -I1: strace exits on SIGTERM (Rack.stop), which by default
     # it blocks when it starts the program itself.
-    script = " && ".join(mounts) + (f" && exec {' '.join(TRACE)} -I1 -A -o {host.trace} {SETPRIV} --pdeathsig KILL -- "
-                                    f"/usr/sbin/sshd -D -e -f {config}")
+    tracer = f"{' '.join(TRACE)} -I1 -A -o {host.trace} {SETPRIV} --pdeathsig KILL -- " if host.traced else ""
+    script = " && ".join(mounts) + f" && exec {tracer}/usr/sbin/sshd -D -e -f {config}"
     host.process = spawn(
         ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private", "sh", "-c", script],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -338,7 +341,11 @@ def _wait_for_sshd(rack: Rack, host: Host) -> None:
     raise RuntimeError(f"sshd for {host.name} did not start")
 
 
-def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False, True)) -> Rack:
+def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False, True), trace: bool = False) -> Rack:
+    """A sandboxed rack. `trace`: every sshd runs under strace, so Rack.exec can look for secrets in
+    the arguments of every process (`watch_for`); it costs every traced process a stop per system
+    call, which a rack that rolls five Pis at once under load cannot afford, and is refused
+    where it is not asked for."""
     tag = uuid.uuid4().hex[:6]
     ws, jh = f"skws-{tag}", f"skjh-{tag}"
     user_key = tmp / "id_ed25519"
@@ -347,7 +354,7 @@ def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False
     authorized.write_text(user_pub + "\n")
     cluster = tmp / "cluster"
     cluster.mkdir()
-    jumphost = Host("jumphost", jh, "10.231.0.2", tmp / "jumphost", cluster=cluster)
+    jumphost = Host("jumphost", jh, "10.231.0.2", tmp / "jumphost", cluster=cluster, traced=trace)
     rack = Rack(tmp=tmp, user_key=user_key, known_hosts=tmp / "known_hosts", workstation=ws, jumphost=jumphost,
                 pis=[], namespaces=[ws, jh])
     try:
@@ -371,7 +378,7 @@ def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False
             _run("ip", "-n", jh, "link", "set", f"j{i}{tag}", "up")
             _run("ip", "-n", ns, "link", "set", f"p{i}{tag}", "up")
             _run("ip", "-n", ns, "route", "add", "default", "via", f"10.232.{i}.1")
-            rack.pis.append(Host(f"pi{i}", ns, f"10.232.{i}.2", tmp / f"pi{i}",
+            rack.pis.append(Host(f"pi{i}", ns, f"10.232.{i}.2", tmp / f"pi{i}", traced=trace,
                                  memory_cgroup=memory_cgroup[i % len(memory_cgroup)], cluster=cluster))
         served = tmp / "served"
         served.mkdir()

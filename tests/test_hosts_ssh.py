@@ -28,7 +28,7 @@ CMDLINE = hosts.CMDLINE
 
 @pytest.fixture
 def rack(tmp_path):
-    r = hosts.start_rack(tmp_path)
+    r = hosts.start_rack(tmp_path, trace=True)  # its tests look for secrets in every process's arguments
     yield r
     r.close()
 

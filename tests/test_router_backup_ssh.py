@@ -35,7 +35,7 @@ STATE = "/var/lib/rancher/standin"
 
 @pytest.fixture
 def lab(tmp_path):
-    rack = hosts.start_rack(tmp_path, pis=2)
+    rack = hosts.start_rack(tmp_path, pis=2, trace=True)  # the password is looked for in every process's arguments
     try:
         router, switch = rack.pis
         rack.on(router, f"mkdir -p /etc/edgeos && cat > {ROUTER_PATH}", stdin=ROUTER_CONFIG)
