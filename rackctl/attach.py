@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import IO, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
 from components.k3s_server import rewrite_kubeconfig
@@ -36,16 +36,21 @@ class AttachError(Exception):
     pass
 
 
-def kubeconfig_from_stack(stack: str) -> str:
+def _pulumi(args: list[str], shown: str, without_cli: str, stdout: Union[int, IO[str]] = subprocess.PIPE) -> str:
+    """Run the Pulumi CLI; refused, in one line, when it is missing (`without_cli` says what to do
+    instead) or fails (`shown` names the command, its last line of stderr says why)."""
     try:
-        result = subprocess.run(["pulumi", "stack", "output", "--show-secrets", "kubeconfig", "-s", stack],
-                                capture_output=True, text=True)
+        result = subprocess.run(["pulumi", *args], stdout=stdout, stderr=subprocess.PIPE, text=True)
     except FileNotFoundError:
-        raise AttachError("the Pulumi CLI is not installed; pass the kubeconfig with --kubeconfig FILE") from None
+        raise AttachError(f"the Pulumi CLI is not installed; {without_cli}") from None
     if result.returncode != 0:
-        raise AttachError(f"pulumi stack output kubeconfig -s {stack} failed: "
-                          f"{(result.stderr.strip().splitlines() or ['no output'])[-1]}")
-    return result.stdout
+        raise AttachError(f"{shown} failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return result.stdout or ""
+
+
+def kubeconfig_from_stack(stack: str) -> str:
+    return _pulumi(["stack", "output", "--show-secrets", "kubeconfig", "-s", stack],
+                   f"pulumi stack output kubeconfig -s {stack}", "pass the kubeconfig with --kubeconfig FILE")
 
 
 def tunnel_address(api_server: str) -> Optional[tuple[str, int]]:
@@ -75,16 +80,11 @@ def port_is_free(host: str, port: int) -> bool:
 def key_from_stack(stack: str, path: Path) -> None:
     """The jumphost's SSH key, `pulumi config get skolo:sshPrivateKey`, into `path` (0600), never
     through a command line or the terminal."""
+    key = f"{stackfiles.NAMESPACE}:sshPrivateKey"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        try:
-            result = subprocess.run(["pulumi", "config", "get", f"{stackfiles.NAMESPACE}:sshPrivateKey", "--stack",
-                                     stack], stdout=f, stderr=subprocess.PIPE, text=True)
-        except FileNotFoundError:
-            raise AttachError("the Pulumi CLI is not installed; --key-from-stack reads the key with it") from None
-    if result.returncode != 0:
-        raise AttachError(f"pulumi config get {stackfiles.NAMESPACE}:sshPrivateKey --stack {stack} failed: "
-                          f"{(result.stderr.strip().splitlines() or ['no output'])[-1]}")
+        _pulumi(["config", "get", key, "--stack", stack], f"pulumi config get {key} --stack {stack}",
+                "--key-from-stack reads the key with it", stdout=f)
 
 
 def free_port() -> int:

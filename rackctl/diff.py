@@ -171,9 +171,11 @@ def _names(stack: str, names: list[str]) -> str:
 
 def in_git(repo: Path) -> None:
     """Refuse a project that is not in a git work tree: diff compares two of its commits."""
-    result = subprocess.run(["git", "-C", str(repo), "rev-parse", "--is-inside-work-tree"], capture_output=True,
-                            text=True)
-    if result.returncode != 0 or result.stdout.strip() != "true":
+    try:
+        inside = _git(repo, "rev-parse", "--is-inside-work-tree").strip() == "true"
+    except DiffError:
+        inside = False
+    if not inside:
         raise DiffError(f"{repo} is not in a git repository; rackctl diff compares two commits of the project "
                         f"(run it in a clone, or use rackctl render STACK for one tree)")
 

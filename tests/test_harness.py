@@ -133,7 +133,7 @@ def test_the_stand_in_runner_fails_a_job_on_a_failing_step_as_github_does(tmp_pa
                   {"name": "fail", "run": 'echo "got ${{ steps.say.outputs.word }}"; exit 3'},
                   {"name": "after", "run": "echo never"},
                   {"name": "cleanup", "if": "always()", "run": "echo cleaned"}]}}}))
-    job = Runner(tmp_path / "ws", tmp_path / "temp", {}, tmp_path, tmp_path / "artifacts").run_job(
+    job = Runner(tmp_path / "ws", tmp_path / "temp", {}, tmp_path).run_job(
         "w.yml", "j", matrix={"stack": "rack9"})
     assert not job.ok and job.outputs == {"said": "hello-rack9"}
     assert [(s.name, s.outcome) for s in job.steps[1:]] == [

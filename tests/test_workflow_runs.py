@@ -95,9 +95,9 @@ def lab(tmp_path_factory):
             "vars": {"PULUMI_BACKEND_URL": f"file://{tmp / 'state'}"}}
         # What the lab's runners have installed (README: Runners): kubectl v1.31 and an OpenSSH client.
         kubectl = ROOT / "build" / "k8s"
-        hosted = Runner(ws, tmp / "hosted", contexts, standin / "bin", tmp / "artifacts", path=[standin / "bin"])
-        in_lab = Runner(ws, tmp / "runner", contexts, standin / "bin", tmp / "artifacts",
-                        path=[standin / "bin", kubectl], wrap=("ip", "netns", "exec", rack.workstation))
+        hosted = Runner(ws, tmp / "hosted", contexts, standin / "bin", path=[standin / "bin"])
+        in_lab = Runner(ws, tmp / "runner", contexts, standin / "bin", path=[standin / "bin", kubectl],
+                        wrap=("ip", "netns", "exec", rack.workstation))
         yield rack, ws, standin, github_state, hosted, in_lab
     finally:
         rack.close()

@@ -9,19 +9,20 @@ order; after a failing step only `if: always()` steps run, and the job fails.
 
 Stand-ins, at the edge: the `uses:` actions (checkout: the test prepares the workspace;
 setup-python: `python` on PATH; pulumi/actions: the directory the test gives on PATH, for the CLI
-it would install; upload/download-artifact: a shared folder), and the contexts GitHub fills in
+it would install), and the contexts GitHub fills in
 (`github`, `secrets`, `vars`, `needs`, `matrix`), which the test supplies. `wrap` runs each
 step under a prefix (`ip netns exec NS`: a runner inside the lab's network).
 
 Not modelled: job-level `if:`, the order of jobs (`needs`), concurrency groups, environments and
-their approvals, matrix expansion, `shell:` other than the default, `working-directory`.
+their approvals, matrix expansion, `shell:` other than the default, `working-directory`, and
+any other action (the jobs that upload and download artifacts, the PR's test and comment, are not
+run: a job that uses an unknown action fails, naming it).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -96,10 +97,10 @@ class Job:
 
 
 class Runner:
-    def __init__(self, workspace: Path, temp: Path, contexts: dict, pulumi_bin: Path, artifacts: Path,
+    def __init__(self, workspace: Path, temp: Path, contexts: dict, pulumi_bin: Path,
                  path: Optional[list[Path]] = None, wrap: tuple[str, ...] = (), timeout: float = 600):
         self.workspace, self.temp, self.contexts = workspace, temp, contexts
-        self.pulumi_bin, self.artifacts, self.extra_path = pulumi_bin, artifacts, list(path or [])
+        self.pulumi_bin, self.extra_path = pulumi_bin, list(path or [])
         self.wrap, self.timeout = wrap, timeout
 
     def run_job(self, workflow: str, job_name: str, matrix: Optional[dict] = None,
@@ -168,13 +169,4 @@ class Runner:
             assert set(given) == {"pulumi-version"}, f"pulumi/actions runs only to install the CLI here: {given}"
             path_added.append(str(self.pulumi_bin))
             return Step(step["uses"], "stand-in", f"the Pulumi CLI {given['pulumi-version']}")
-        if uses == "actions/upload-artifact":
-            target = self.artifacts / given["name"]
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(self.workspace / given["path"], target)
-            return Step(step["uses"], "stand-in", f"kept {given['path']}")
-        if uses == "actions/download-artifact":
-            for item in (self.artifacts / given["name"]).iterdir():
-                shutil.copy2(item, self.workspace / item.name)
-            return Step(step["uses"], "stand-in", f"fetched {given['name']}")
         raise AssertionError(f"the stand-in runner does not know the action {uses}")
