@@ -80,6 +80,8 @@ class Run:
     secret_outputs: set[str] = field(default_factory=set)
     placeholders: list[str] = field(default_factory=list)
     """Secret keys that were placeholders (the stack file does not hold them in the clear)."""
+    component_outputs: dict[str, dict] = field(default_factory=dict)
+    """URN -> what a component registered as its outputs (the engine keeps them in the state)."""
 
     def of_type(self, type_: str) -> list[Declared]:
         return [r for r in self.resources if r.type == type_]
@@ -144,6 +146,11 @@ class RecordingMonitor(mocks.MockMonitor):
                 aliases=tuple(str(a).replace("\n", " ").strip() for a in request.aliases) + tuple(request.aliasURNs),
             ))
         return response
+
+    def RegisterResourceOutputs(self, request):
+        if "::pulumi:pulumi:Stack::" not in request.urn:  # the stack's own outputs are Run.outputs
+            self.run.component_outputs[request.urn] = _unwrap_secrets(rpc.deserialize_properties(request.outputs))
+        return super().RegisterResourceOutputs(request)
 
 
 class StandInMocks(mocks.Mocks):

@@ -66,12 +66,11 @@ def pod_of(obj: dict) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {**template["metadata"]}, "spec": copy.deepcopy(template["spec"])}
 
 
-@pytest.fixture(scope="module")
-def rack1():
-    from rackctl import program
-    from tests.conftest import PLANTED
-
-    return program.run_stack("rack1", secrets=PLANTED)
+@pytest.fixture
+def rack1(run_stack):
+    # conftest's run_stack, not a module-wide run: it caches across tests, but mutmut's coverage
+    # pass sees every test that reaches the program, so each mutant is tried against all of them.
+    return run_stack("rack1")
 
 
 def test_three_policies_on_pods_ephemeral_containers_and_workloads_bound_everywhere_but_kube_system(rack1):
@@ -200,6 +199,8 @@ BAD = {
         "swarming", lambda p: _c(p)["securityContext"].update(capabilities={"add": ["NET_RAW"]}), "skolo-pod-privileges"),
     "host PID even where root is allowed": ("swarming", lambda p: p["spec"].update(hostPID=True),
                                             "skolo-pod-privileges"),
+    "host IPC even where host network is allowed": ("nfs", lambda p: p["spec"].update(hostIPC=True),
+                                                    "skolo-pod-privileges"),
 }
 
 
@@ -283,3 +284,106 @@ def test_the_simple_global_forms_still_hold(run_stack):
 
 def test_guardrails_can_be_switched_off(run_stack):
     assert run_stack("rack2", overrides={"guardrails": {"enabled": False}}).of_type(VAP) == []
+
+
+KEY = "skolo:guardrails.namespaces.<namespace>"
+# One bad case per message, and the message exactly as an operator reads it in kubectl's error.
+MESSAGES = {
+    "a hostPath on /etc": "hostPath volumes may only use the paths the stack's own pods in this namespace use "
+                          f"(skolo:guardrails.hostPaths, hostPathPrefixes, {KEY}.hostPaths); never '..'",
+    "a privileged container outside swarming and nfs": f"privileged containers only in nfs, swarming ({KEY}.privileged)",
+    "host network outside nfs and monitoring": f"host network only in monitoring, nfs ({KEY}.hostNetwork)",
+    "a host port outside nfs and monitoring": f"host ports only in monitoring, nfs, as host network ({KEY}.hostNetwork)",
+    "running as uid 0": "containers must not run as root (a non-zero runAsUser, or runAsNonRoot without runAsUser 0) "
+                        f"outside k3s-backup, nfs, swarming ({KEY}.root)",
+    "SYS_ADMIN added": f"capabilities may be added only as the stack's own pods in the namespace add them "
+                       f"({KEY}.capabilities)",
+    "host PID even where root is allowed": "host PID and IPC namespaces are not allowed",
+    "host IPC even where host network is allowed": "host PID and IPC namespaces are not allowed",
+}
+
+
+@pytest.mark.parametrize("what", sorted(MESSAGES))
+def test_each_refusal_reads_exactly_so(rack1, what):
+    namespace, breaks, policy = BAD[what]
+    pod = _pod(rack1)
+    breaks(pod)
+    assert refused_by(rack1, pod, namespace) == {policy: [MESSAGES[what]]}
+
+
+def test_the_policies_are_the_guardrails_components_children_on_the_racks_provider(rack1):
+    from rackctl import program
+
+    (component,) = rack1.of_type("skolo:policy:Guardrails")
+    assert (component.name, component.custom) == ("guardrails", False)
+    assert rack1.component_outputs[component.urn] == {
+        "policies": ["skolo-host-paths", "skolo-image-registries", "skolo-pod-privileges"]}
+    provider = rack1.named("rack1-k8s")
+    for name in ("skolo-host-paths", "skolo-image-registries", "skolo-pod-privileges"):
+        policy, binding = rack1.named(f"vap-{name}"), rack1.named(f"vapb-{name}")
+        assert (policy.type, binding.type) == (VAP, BINDING)
+        for r in (policy, binding):
+            assert r.parent == component.urn
+            assert r.provider.startswith(provider.urn + "::")
+            assert r.inputs["metadata"] == {"name": name, "labels": {"app.kubernetes.io/part-of": "skolo"}}
+        assert binding.inputs["spec"]["policyName"] == name
+        assert binding.dependencies == (policy.urn,)  # a binding to a policy not yet there denies nothing
+    assert isinstance(rack1, program.Run)
+
+
+def _args(**options):
+    from components import kube
+    from components.guardrails import GuardrailsArgs
+
+    return GuardrailsArgs(provider=None, footprint=options.pop("footprint", kube.Footprint()), **options)  # type: ignore[arg-type]
+
+
+def test_with_nothing_allowed_the_messages_say_no_namespace():
+    from components.guardrails import policies
+
+    messages = {v["message"] for v in policies(_args())["skolo-pod-privileges"]["validations"]}
+    assert {f"privileged containers only in no namespace ({KEY}.privileged)",
+            f"host network only in no namespace ({KEY}.hostNetwork)",
+            f"host ports only in no namespace, as host network ({KEY}.hostNetwork)",
+            "containers must not run as root (a non-zero runAsUser, or runAsNonRoot without runAsUser 0) "
+            f"outside no namespace ({KEY}.root)"} < messages
+
+
+def test_a_namespace_the_config_names_for_one_thing_gets_only_that():
+    from components.guardrails import allowances
+
+    allowed = allowances(_args(namespaces={"debug": {"capabilities": ["NET_ADMIN"]}}))
+    assert allowed == {"debug": {"host_paths": set(), "host_path_prefixes": set(), "privileged": False,
+                                 "host_network": False, "root": False, "capabilities": {"NET_ADMIN"}}}
+
+
+def test_the_global_namespace_lists_each_grant_their_own_flag():
+    from components.guardrails import allowances
+
+    allowed = allowances(_args(privileged_namespaces=("a",), host_network_namespaces=("b",), root_namespaces=("c",)))
+    assert {ns: sorted(k for k, v in a.items() if v is True) for ns, a in allowed.items()} == {
+        "a": ["privileged"], "b": ["host_network"], "c": ["root"]}
+
+
+def test_config_adds_to_what_the_stack_pods_need_and_never_changes_their_record():
+    from components import kube
+    from components.guardrails import allowances
+
+    needs = kube.NamespaceNeeds({"/var/swarming"}, True, False, True)
+    footprint = kube.Footprint(namespaces={"swarming": needs})
+    allowed = allowances(_args(footprint=footprint, namespaces={"swarming": {
+        "host_paths": ["/dev/bus"], "privileged": False, "root": False, "host_network": True}}))
+    assert allowed["swarming"] == {"host_paths": {"/var/swarming", "/dev/bus"}, "host_path_prefixes": set(),
+                                   "privileged": True, "host_network": True, "root": True, "capabilities": set()}
+    assert footprint.namespaces["swarming"].host_paths == {"/var/swarming"}
+
+
+def test_a_host_path_prefix_holds_below_it_in_its_namespace_only(run_stack):
+    run = run_stack("rack2", overrides={"guardrails": {
+        "hostPathPrefixes": ["/srv/everywhere"], "namespaces": {"debug": {"hostPathPrefixes": ["/srv/debug"]}}}})
+    for path, namespaces_allowed in (("/srv/debug/x", {"debug"}), ("/srv/everywhere/y/z", {"debug", "alerting"}),
+                                     ("/srv/debug", set()), ("/srv/debugger/x", set())):
+        pod = _pod(run)
+        pod["spec"]["volumes"].append({"name": "v", "hostPath": {"path": path}})
+        for ns in ("debug", "alerting"):
+            assert (refused_by(run, pod, ns) == {}) == (ns in namespaces_allowed), (path, ns)

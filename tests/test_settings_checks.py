@@ -124,3 +124,75 @@ def test_every_host_the_rack_reaches_over_ssh_is_listed_for_pinning():
     raw["services"]["powerCycle"]["enabled"] = False
     off = settings.parse("rack2", raw, PLANTED)
     assert [what for what, *_ in off.ssh_hosts()] == ["jumphost", "Pi", "Pi", "Pi", "Pi"]
+
+
+def _checked(type_, value):
+    """The clean value a config type gives, or the message it refuses `value` with (through
+    pydantic, as the models use it)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(type_).validate_python(value)
+    except ValidationError as e:
+        [error] = e.errors()
+        return error["msg"]
+
+
+ED25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+
+@pytest.mark.parametrize("type_name_, value, expected", [
+    ("Port", 1, 1), ("Port", 65535, 65535), ("Port", 0, "expected a TCP port from 1 to 65535, got 0"),
+    ("Port", 65536, "expected a TCP port from 1 to 65535, got 65536"),
+    ("Port", True, "expected a TCP port from 1 to 65535, got true"),
+    ("Port", "22", "expected a TCP port from 1 to 65535, got '22'"),
+    ("NonNegative", 0, 0), ("NonNegative", -1, "expected a whole number of at least 0, got -1"),
+    ("NonNegative", 10**9, 10**9),
+    ("HostKey", f"ssh-ed25519 {ED25519} root@pi", f"ssh-ed25519 {ED25519}"),
+    # Characters outside base64 are refused, not skipped (b64decode's validate=True).
+    ("HostKey", "ssh-ed25519 AAAA!C3Nz", "expected an ed25519 or ECDSA host key in authorized_keys format "
+                                        "('ssh-ed25519 AAAA...'), got 'ssh-ed25519 AAAA!C3Nz'; read it with: "
+                                        "ssh-keyscan -t ed25519 HOST"),
+    ("HostKey", "ssh-dss AAAAB3NzaC1kc3M=", "expected an ed25519 or ECDSA host key in authorized_keys format "
+                                            "('ssh-ed25519 AAAA...'), got 'ssh-dss AAAAB3NzaC1kc3M='; read it with: "
+                                            "ssh-keyscan -t ed25519 HOST"),
+    ("HostKey", "ssh-rsa AAAA!B3Nz", "expected an ed25519 or ECDSA host key in authorized_keys format "
+                                     "('ssh-ed25519 AAAA...'), got 'ssh-rsa AAAA!B3Nz'; read it with: "
+                                     "ssh-keyscan -t ed25519 HOST"),
+    ("AbsPath", "/var/lib/x/", "/var/lib/x"), ("AbsPath", "/", "/"), ("AbsPath", "//", "/"),
+    ("AbsPath", "/Mixed/Case@1+2", "/Mixed/Case@1+2"), ("AbsPath", "/a/b..c", "/a/b..c"),
+    ("AbsPath", "/a/../b", "expected an absolute path of letters, digits and ._/@+- without '..', got '/a/../b'"),
+    ("AbsPath", "/a/..", "expected an absolute path of letters, digits and ._/@+- without '..', got '/a/..'"),
+    ("AbsPath", "a/b", "expected an absolute path of letters, digits and ._/@+- without '..', got 'a/b'"),
+    ("AbsPath", "/a b", "expected an absolute path of letters, digits and ._/@+- without '..', got '/a b'"),
+    ("Destination", "gs://skia-backups/rack1/", "gs://skia-backups/rack1"),
+    ("Destination", "gs://skia-backups", "gs://skia-backups"),
+    ("Destination", "/srv/backups/", "/srv/backups"),
+    ("Destination", "gs://goog-backups/x", "expected gs://BUCKET/FOLDER (a GCS bucket name) or an absolute path on "
+                                          "the jumphost, got 'gs://goog-backups/x'"),
+    ("Destination", "gs:/srv", "expected gs://BUCKET/FOLDER (a GCS bucket name) or an absolute path on the "
+                               "jumphost, got 'gs:/srv'"),
+    ("state", "active", "active"),
+    ("state", "gone", "expected one of active, cordoned, drained, got 'gone'"),
+])
+def test_each_config_type_cleans_or_refuses_exactly(type_name_, value, expected):
+    from components.settings import fields, hosts
+
+    types = {"Port": fields.Port, "NonNegative": fields.NonNegative, "HostKey": fields.HostKey,
+             "AbsPath": fields.AbsPath, "Destination": fields.Destination,
+             "state": hosts.PiOverride.model_fields["state"].rebuild_annotation()}
+    assert _checked(types[type_name_], value) == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("https://10.0.0.1:6443", "https://10.0.0.1:6443"), (" https://rack1:6443 ", "https://rack1:6443"),
+    ("http://10.0.0.1:6443", "expected a https URL, got 'http://10.0.0.1:6443'"),
+    ("https://", "expected a https URL, got 'https://'"),
+    ("https://rack1:99999", "expected a https URL, got 'https://rack1:99999'"),
+])
+def test_the_api_server_is_an_https_url_with_a_host(value, expected):
+    from typing import Annotated
+
+    from components.settings import fields
+
+    assert _checked(Annotated[str, fields.url("https")], value) == expected

@@ -120,9 +120,9 @@ def _cron_ok(v: str) -> bool:
 
 def _bucket_ok(v: str) -> bool:
     parts = v.split(".")
+    # (Each part is at most 63, so a name of one part longer than 63 cannot match.)
     return (3 <= len(v) <= 222 and all(re.fullmatch(r"[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?", p) for p in parts)
-            and (len(v) <= 63 or len(parts) > 1) and not v.startswith("goog") and "google" not in v
-            and not re.fullmatch(r"[0-9.]+", v))
+            and not v.startswith("goog") and "google" not in v and not re.fullmatch(r"[0-9.]+", v))
 
 
 def _host_key(v: str):
@@ -175,7 +175,7 @@ def _destination(v: str):
     found = re.match(_GS_URL, v)
     if found:
         return v.rstrip("/") if _bucket_ok(found.group(1)) else None
-    return None if v.startswith("gs:") else _abs_path(v)
+    return _abs_path(v)  # anything else that starts gs: is not absolute, so refused here
 
 
 Destination = Annotated[str, scalar("gs://BUCKET/FOLDER (a GCS bucket name) or an absolute path on the jumphost",

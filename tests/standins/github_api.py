@@ -11,7 +11,9 @@ request (tests/test_workflow_runs.py).
 from __future__ import annotations
 
 import json
+import os
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
@@ -25,14 +27,19 @@ class StandInGitHub(ThreadingHTTPServer):
         self.state = state
         self.issues: dict[int, dict] = {}
         self.requests: list[tuple[str, str, dict]] = []
+        self.lock = threading.Lock()  # requests are served on threads of their own
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def save(self) -> None:
+        """The state file, whole: written aside and renamed, so a reader never sees half of it, and
+        before the answer goes out, so it holds every request a client has had answered."""
         if self.state is not None:
-            self.state.write_text(json.dumps({"issues": self.issues, "requests": self.requests}))
+            aside = self.state.with_name(self.state.name + ".new")
+            aside.write_text(json.dumps({"issues": self.issues, "requests": self.requests}))
+            os.replace(aside, self.state)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -43,14 +50,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(self, code: int, doc) -> None:
         data = json.dumps(doc).encode()
+        self.server.save()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        self.server.save()
 
     def _handle(self, method: str) -> None:
+        with self.server.lock:  # one request at a time, as the state and the file go together
+            self._serve(method)
+
+    def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         payload = json.loads(self.rfile.read(length)) if length else {}
         url = urlsplit(self.path)
