@@ -156,6 +156,28 @@ CLUSTER_MODULES = "tests/test_cluster_"
 ONE_WORKER_MODULES = {"tests/test_workflow_runs.py": "workflow-runs"}
 
 
+# mutmut's coverage pass ("stats") credits a function to the test during which it ran. The config
+# types are built when components.settings is imported, during collection, before any test: left
+# alone, mutmut credits them to whichever test runs first, and a mutant of one (count(), url(),
+# one_of() ...) is tried against that test alone and "survives". Every test here imports them, so
+# every test is credited with what ran at import.
+_RAN_AT_IMPORT: set[str] = set()
+
+
+def pytest_collection_finish(session):
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        from mutmut.state import state
+
+        _RAN_AT_IMPORT.update(state()._stats)
+
+
+def pytest_runtest_setup(item):
+    if _RAN_AT_IMPORT:
+        from mutmut.state import state
+
+        state()._stats.update(_RAN_AT_IMPORT)
+
+
 def pytest_collection_modifyitems(config, items):
     """The control plane's tests live in tests/test_cluster_*.py: the scheduler below keeps them on one worker."""
     for item in items:
