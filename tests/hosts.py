@@ -268,7 +268,7 @@ class Rack:
                 proc.terminate()
                 proc.wait(timeout=10)
         for ns in self.namespaces:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            _del_netns(ns)
 
 
 @dataclass
@@ -341,11 +341,51 @@ def _wait_for_sshd(rack: Rack, host: Host) -> None:
     raise RuntimeError(f"sshd for {host.name} did not start")
 
 
+# Network namespaces outlive the processes in them. Each one a rack makes is recorded here with
+# the PID of the test process that made it (before it exists), so a later run deletes those of a
+# run that was killed before it could (sweep_orphaned_namespaces).
+OWNERS = Path("/run/skolo-test-netns")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _add_netns(ns: str) -> None:
+    OWNERS.mkdir(exist_ok=True)
+    (OWNERS / ns).write_text(f"{os.getpid()}\n")
+    _run("ip", "netns", "add", ns)
+
+
+def _del_netns(ns: str) -> None:
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    (OWNERS / ns).unlink(missing_ok=True)
+
+
+def sweep_orphaned_namespaces() -> list[str]:
+    """Delete the namespaces whose test process is gone; their names."""
+    swept = []
+    for owner in sorted(OWNERS.glob("*")) if OWNERS.is_dir() else []:
+        pid = owner.read_text().strip()
+        if not pid.isdigit() or _pid_alive(int(pid)):  # being written, or its run goes on
+            continue
+        _del_netns(owner.name)
+        swept.append(owner.name)
+    return swept
+
+
 def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False, True), trace: bool = False) -> Rack:
     """A sandboxed rack. `trace`: every sshd runs under strace, so Rack.exec can look for secrets in
     the arguments of every process (`watch_for`); it costs every traced process a stop per system
     call, which a rack that rolls five Pis at once under load cannot afford, and is refused
     where it is not asked for."""
+    sweep_orphaned_namespaces()
     tag = uuid.uuid4().hex[:6]
     ws, jh = f"skws-{tag}", f"skjh-{tag}"
     user_key = tmp / "id_ed25519"
@@ -359,7 +399,7 @@ def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False
                 pis=[], namespaces=[ws, jh])
     try:
         for ns in (ws, jh):
-            _run("ip", "netns", "add", ns)
+            _add_netns(ns)
             _run("ip", "-n", ns, "link", "set", "lo", "up")
         _run("ip", "link", "add", f"ws{tag}", "netns", ws, "type", "veth", "peer", "name", f"jh{tag}", "netns", jh)
         _run("ip", "-n", ws, "addr", "add", "10.231.0.1/30", "dev", f"ws{tag}")
@@ -369,7 +409,7 @@ def start_rack(tmp: Path, pis: int = 2, memory_cgroup: tuple[bool, ...] = (False
         for i in range(pis):
             ns = f"skpi{i}-{tag}"
             rack.namespaces.append(ns)
-            _run("ip", "netns", "add", ns)
+            _add_netns(ns)
             _run("ip", "-n", ns, "link", "set", "lo", "up")
             _run("ip", "link", "add", f"j{i}{tag}", "netns", jh, "type", "veth", "peer", "name", f"p{i}{tag}",
                  "netns", ns)

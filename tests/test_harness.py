@@ -71,6 +71,36 @@ def test_without_spawn_it_would_be_orphaned():
         os.kill(child, 9)
 
 
+def test_a_killed_runs_network_namespaces_are_swept_by_the_next_and_a_live_runs_are_not():
+    """A network namespace is not a process: a run killed before Rack.close leaves its named
+    namespaces in /run/netns. The next rack a run starts deletes those whose run is gone."""
+    import uuid
+
+    from tests import hosts
+
+    if os.geteuid() != 0:
+        from tests.ci import cannot_run
+
+        cannot_run("network namespaces need root")
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a PID that was a test run's and is gone
+    tag = uuid.uuid4().hex[:6]
+    killed, live = f"skzz-{tag}", f"skzy-{tag}"
+    hosts.OWNERS.mkdir(exist_ok=True)
+    for ns, pid in ((killed, dead.pid), (live, os.getpid())):
+        (hosts.OWNERS / ns).write_text(f"{pid}\n")
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        swept = hosts.sweep_orphaned_namespaces()
+        present = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+        assert killed in swept and live not in swept
+        assert killed not in present and live in present
+        assert not (hosts.OWNERS / killed).exists() and (hosts.OWNERS / live).exists()
+    finally:
+        hosts._del_netns(live)
+        hosts._del_netns(killed)
+
+
 def test_no_long_running_process_is_started_but_through_spawn():
     for module in ("controlplane.py", "hosts.py"):  # the harness's servers; tests' short commands are waited for
         assert "subprocess.Popen(" not in (ROOT / "tests" / module).read_text(), module
