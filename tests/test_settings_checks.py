@@ -196,3 +196,30 @@ def test_the_api_server_is_an_https_url_with_a_host(value, expected):
     from components.settings import fields
 
     assert _checked(Annotated[str, fields.url("https")], value) == expected
+
+
+def test_an_unknown_key_with_nothing_close_lists_the_known_keys_or_says_so():
+    assert parse_rack2(lambda r: r["jumphost"].update(zzqqxx=1)) == [
+        "skolo:jumphost.zzqqxx: unknown key; known keys: name, address, lanAddress, lanCidr, user, port, hostKey"]
+    assert parse_rack2(lambda r: r.update(zzqqxx=1)) == ["skolo:zzqqxx: unknown key"]
+
+
+def test_a_value_yaml_reads_as_a_date_is_shown_as_written_not_a_crash():
+    import datetime
+
+    assert parse_rack2(lambda r: r.update(k3sVersion=datetime.date(2024, 1, 1))) == [
+        "skolo:k3sVersion: expected an exact k3s release like v1.31.6+k3s1, got \"2024-01-01\"; channels and "
+        "'latest' are refused so every node runs the same, reviewed k3s"]
+
+
+def test_every_pi_that_takes_the_jumphosts_name_or_address_is_named():
+    def clash(raw):
+        raw["rpis"][0]["name"] = raw["jumphost"]["name"]
+        raw["rpis"][1]["address"] = raw["jumphost"]["address"]
+        raw["rpis"][2]["address"] = raw["jumphost"]["address"]
+    assert parse_rack2(clash) == [
+        "skolo:rpis[2].address: address '192.168.1.8' is already used by skolo:rpis[1].address; every Pi needs its "
+        "own address",
+        "skolo:rpis: skolo-rack2-jumphost has the same name as skolo:jumphost",
+        "skolo:rpis: skia-rpi2-rack2-shelf1-002 has the same address as skolo:jumphost",
+        "skolo:rpis: skia-rpi2-rack2-shelf1-003 has the same address as skolo:jumphost"]

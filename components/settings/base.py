@@ -64,7 +64,7 @@ class Model(BaseModel):
 
     @classmethod
     def unknown(cls, key: str) -> str:
-        hint = difflib.get_close_matches(key, cls.yaml_keys(), n=1)
+        hint = difflib.get_close_matches(key, cls.yaml_keys())  # best first
         return f"unknown {cls.noun}" + (f" (did you mean {hint[0]}?)" if hint else
                                         f"; {cls.listing}: {', '.join(cls.yaml_keys())}")
 

@@ -109,11 +109,11 @@ def _not_a_pi_address(address: str, lan: ipaddress.IPv4Network) -> Optional[str]
 
 
 def _first_per_place(problems: list) -> list:
-    """One problem per key (a shelf's first Pi off the LAN says it for the shelf)."""
+    """One problem per place (a shelf's first Pi off the LAN says it for the shelf): `problems` are
+    (place, where, message), and one whose place is None is always kept."""
     seen, out = set(), []
-    for where, message in problems:
-        place = (where[0], where[1].split(" (")[0]) if len(where) == 2 else where
-        if place not in seen or not where:
+    for place, where, message in problems:
+        if place is None or place not in seen:
             seen.add(place)
             out.append((where, message))
     return out
@@ -140,18 +140,18 @@ def expand(entries: tuple, jumphost: Optional[Jumphost]) -> tuple[Rpi, ...]:
         seen: dict[str, str] = {}
         for keys, i, pi in located:
             if (value := getattr(pi, attr)) in seen:
-                problems.append(((i, keys[attr]), f"{attr} {value!r} is already used by {seen[value]}; "
-                                                  f"every Pi needs its own {attr}"))
+                problems.append(((i, attr), (i, keys[attr]), f"{attr} {value!r} is already used by {seen[value]}; "
+                                                             f"every Pi needs its own {attr}"))
             seen.setdefault(value, f"{NAMESPACE}:rpis[{i}].{keys[attr]}")
     for keys, i, pi in located:
         if jumphost and (pi.name == jumphost.name or pi.address == jumphost.lan_address):
             what = "name" if pi.name == jumphost.name else "address"
-            problems.append(((), f"{pi.name} has the same {what} as {NAMESPACE}:jumphost"))
+            problems.append((None, (), f"{pi.name} has the same {what} as {NAMESPACE}:jumphost"))
         elif jumphost and (problem := _not_a_pi_address(pi.address, jumphost.lan)):
-            problems.append(((i, keys["address"]), problem))
+            problems.append(((i, "address"), (i, keys["address"]), problem))
         if len(pi.name) > 63:
-            problems.append(((i, keys["name"]), f"{pi.name!r} has {len(pi.name)} characters; a node name is also "
-                                                f"the Pi's hostname, which may have at most 63"))
+            problems.append(((i, "name"), (i, keys["name"]), f"{pi.name!r} has {len(pi.name)} characters; a node name "
+                                                             f"is also the Pi's hostname, which may have at most 63"))
     if problems:
         raise rules(_first_per_place(problems))
     return tuple(pi for _, _, pi in located)

@@ -79,7 +79,7 @@ class Settings(Model):
     def unknown(cls, key: str) -> str:
         if key in MOVED:
             return f"moved to {NAMESPACE}:{MOVED[key]} (README: config)"
-        hint = difflib.get_close_matches(key, cls.yaml_keys() + list(SECRET_KEYS), n=1)
+        hint = difflib.get_close_matches(key, cls.yaml_keys() + list(SECRET_KEYS))  # best first
         return "unknown key" + (f" (did you mean {NAMESPACE}:{hint[0]}?)" if hint else "")
 
     @field_validator("api_server", mode="wrap")
