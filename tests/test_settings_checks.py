@@ -160,7 +160,7 @@ ED25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
                                      "('ssh-ed25519 AAAA...'), got 'ssh-rsa AAAA!B3Nz'; read it with: "
                                      "ssh-keyscan -t ed25519 HOST"),
     ("AbsPath", "/var/lib/x/", "/var/lib/x"), ("AbsPath", "/", "/"), ("AbsPath", "//", "/"),
-    ("AbsPath", "/Mixed/Case@1+2", "/Mixed/Case@1+2"), ("AbsPath", "/a/b..c", "/a/b..c"),
+    ("AbsPath", "/Mixed/Case@1+2", "/Mixed/Case@1+2"), ("AbsPath", "/data/X/", "/data/X"), ("AbsPath", "/a/b..c", "/a/b..c"),
     ("AbsPath", "/a/../b", "expected an absolute path of letters, digits and ._/@+- without '..', got '/a/../b'"),
     ("AbsPath", "/a/..", "expected an absolute path of letters, digits and ._/@+- without '..', got '/a/..'"),
     ("AbsPath", "a/b", "expected an absolute path of letters, digits and ._/@+- without '..', got 'a/b'"),
@@ -223,3 +223,13 @@ def test_every_pi_that_takes_the_jumphosts_name_or_address_is_named():
         "skolo:rpis: skolo-rack2-jumphost has the same name as skolo:jumphost",
         "skolo:rpis: skia-rpi2-rack2-shelf1-002 has the same address as skolo:jumphost",
         "skolo:rpis: skia-rpi2-rack2-shelf1-003 has the same address as skolo:jumphost"]
+
+
+def test_a_rule_spanning_pis_is_reported_beside_the_problems_found_before_it():
+    def two(raw):
+        raw["jumphost"]["port"] = 0
+        raw["rpis"][1]["address"] = raw["rpis"][0]["address"]
+    assert parse_rack2(two) == [
+        "skolo:jumphost.port: expected a TCP port from 1 to 65535, got 0",
+        "skolo:rpis[1].address: address '192.168.1.101' is already used by skolo:rpis[0].address; every Pi needs its "
+        "own address"]
