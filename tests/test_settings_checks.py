@@ -166,7 +166,7 @@ ED25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
     ("AbsPath", "a/b", "expected an absolute path of letters, digits and ._/@+- without '..', got 'a/b'"),
     ("AbsPath", "/a b", "expected an absolute path of letters, digits and ._/@+- without '..', got '/a b'"),
     ("Destination", "gs://skia-backups/rack1/", "gs://skia-backups/rack1"),
-    ("Destination", "gs://skia-backups", "gs://skia-backups"),
+    ("Destination", "gs://skia-backups", "gs://skia-backups"), ("Destination", "gs://skia-backups/X/", "gs://skia-backups/X"),
     ("Destination", "/srv/backups/", "/srv/backups"),
     ("Destination", "gs://goog-backups/x", "expected gs://BUCKET/FOLDER (a GCS bucket name) or an absolute path on "
                                           "the jumphost, got 'gs://goog-backups/x'"),
@@ -233,3 +233,31 @@ def test_a_rule_spanning_pis_is_reported_beside_the_problems_found_before_it():
         "skolo:jumphost.port: expected a TCP port from 1 to 65535, got 0",
         "skolo:rpis[1].address: address '192.168.1.101' is already used by skolo:rpis[0].address; every Pi needs its "
         "own address"]
+
+
+def test_the_error_says_how_many_problems_and_lists_each_on_its_own_line():
+    assert str(ConfigError("rack2", ["a: x", "b: y"])) == (
+        "stack 'rack2' has 2 config problems; nothing was changed on any host:\n  a: x\n  b: y")
+    assert str(ConfigError("rack2", ["a: x"])) == "stack 'rack2' has 1 config problem; nothing was changed on any host:\n  a: x"
+
+
+SWITCH = {"name": "sw", "address": "192.168.1.21", "user": "ubnt", "ports": {"skia-rpi2-rack2-shelf1-001": 1},
+          "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINXv9OwZKuatP74erf76Kqi6tUpO7Kk75MDBL2sAgWQr"}
+
+
+def test_an_edgeswitch_in_power_cycle_alone_needs_its_password():
+    raw = stack_raw("rack2")  # its routerBackup has only an EdgeRouter
+    raw["services"]["powerCycle"]["edgeswitch"] = [SWITCH]
+    without = {k: v for k, v in PLANTED.items() if k != "powerCyclePassword"}
+    with pytest.raises(ConfigError) as e:
+        settings.parse("rack2", raw, without)
+    assert e.value.problems == ["skolo:powerCyclePassword: missing; set it with: pulumi config set --secret "
+                                "skolo:powerCyclePassword (README: taking a rack live)"]
+
+
+@pytest.mark.parametrize("ports, shown", [(["a"], '["a"]'), ({}, "{}"), ("1-4", "'1-4'")])
+def test_ports_are_a_map_or_a_shelf(ports, shown):
+    def wire(raw):
+        raw["services"]["powerCycle"]["mpower"][0]["ports"] = ports
+    assert parse_rack2(wire) == [f"skolo:services.powerCycle.mpower[0].ports: expected bot name -> port, or "
+                                 f"{{shelf, count, firstPort}}, got {shown}"]
