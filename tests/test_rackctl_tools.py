@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -14,13 +15,17 @@ import pytest
 
 from rackctl import push
 from tests.conftest import ROOT
+from tests.test_inputs import rackctl as in_process
 
 STACK_FILES = ("Pulumi.yaml", "Pulumi.rack1.yaml", "Pulumi.rack2.yaml")
 IMAGE = "gcr.io/skia-public/rpi-swarming-client:2021-09-03T04_05_06Z-ops-1a2b3c4-clean"
 
 
 def rackctl(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "rackctl", *args], cwd=cwd, capture_output=True, text=True)
+    """rackctl's main in this process, in `cwd` (tests/test_inputs.py's runner): what it prints and
+    returns. (`rackctl diff` runs itself again in worktrees; its own tests run it as a command.)"""
+    with contextlib.chdir(cwd):
+        return in_process(*args)
 
 
 @pytest.fixture
