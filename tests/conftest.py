@@ -157,25 +157,21 @@ ONE_WORKER_MODULES = {"tests/test_workflow_runs.py": "workflow-runs"}
 
 
 # mutmut's coverage pass ("stats") credits a function to the test during which it ran. The config
-# types are built when components.settings is imported, during collection, before any test: left
-# alone, mutmut credits them to whichever test runs first, and a mutant of one (count(), url(),
-# one_of() ...) is tried against that test alone and "survives". Every test here imports them, so
-# every test is credited with what ran at import.
+# types are built when components is imported (by this file, before any test): left alone, mutmut
+# credits them to whichever test runs first, and a mutant of one (count(), url(), one_of() ...) is
+# tried against that test alone and "survives". Every test here imports them, so every test is
+# credited with what ran while this file's imports ran (and only that: what a test module runs at
+# collection stays with the first test, or every mutant would meet every test).
 _RAN_AT_IMPORT: set[str] = set()
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    from mutmut.state import state as _mutmut_state
 
-
-def pytest_collection_finish(session):
-    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
-        from mutmut.state import state
-
-        _RAN_AT_IMPORT.update(state()._stats)
+    _RAN_AT_IMPORT.update(_mutmut_state()._stats)
 
 
 def pytest_runtest_setup(item):
     if _RAN_AT_IMPORT:
-        from mutmut.state import state
-
-        state()._stats.update(_RAN_AT_IMPORT)
+        _mutmut_state()._stats.update(_RAN_AT_IMPORT)
 
 
 def pytest_collection_modifyitems(config, items):
