@@ -67,15 +67,17 @@ def pod_of(obj: dict) -> dict:
 
 
 @pytest.fixture
-def rack1(run_stack):
-    # conftest's run_stack, not a module-wide run: it caches across tests, but mutmut's coverage
-    # pass sees every test that reaches the program, so each mutant is tried against all of them.
-    return run_stack("rack1")
+def rack(run_stack):
+    """rack2: the same services, pods and policies as rack1, on 4 Pis instead of 80, so a run of
+    the program costs a seventh (it runs once per mutant under mutation testing). conftest's
+    run_stack, not a module-wide run: it caches across tests, but mutmut's coverage pass sees
+    every test that reaches the program, so each mutant is tried against all of them."""
+    return run_stack("rack2")
 
 
-def test_three_policies_on_pods_ephemeral_containers_and_workloads_bound_everywhere_but_kube_system(rack1):
-    assert sorted(policies(rack1)) == ["skolo-host-paths", "skolo-image-registries", "skolo-pod-privileges"]
-    for r in rack1.of_type(VAP):
+def test_three_policies_on_pods_ephemeral_containers_and_workloads_bound_everywhere_but_kube_system(rack):
+    assert sorted(policies(rack)) == ["skolo-host-paths", "skolo-image-registries", "skolo-pod-privileges"]
+    for r in rack.of_type(VAP):
         spec = r.inputs["spec"]
         assert spec["failurePolicy"] == "Fail"
         assert spec["matchConstraints"]["resourceRules"] == [
@@ -85,20 +87,20 @@ def test_three_policies_on_pods_ephemeral_containers_and_workloads_bound_everywh
              "resources": ["deployments", "daemonsets", "statefulsets", "replicasets"]},
             {"apiGroups": ["batch"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
              "resources": ["jobs", "cronjobs"]}]
-    for b in rack1.of_type(BINDING):
+    for b in rack.of_type(BINDING):
         assert b.inputs["spec"]["validationActions"] == ["Deny"]
         assert b.inputs["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"] == [
             {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]}]
 
 
-def test_every_workload_and_pod_the_stack_declares_is_admitted(rack1):
-    workloads = stack_workloads(rack1)
+def test_every_workload_and_pod_the_stack_declares_is_admitted(rack):
+    workloads = stack_workloads(rack)
     assert {name for name, _, _ in workloads} == {
         "metadata", "alert-to-pubsub", "prometheus", "kube-state-metrics", "node-exporter", "podwatcher",
         "nfs-server", "router-backup", "datastore-backup", "swarming"}
     for name, ns, obj in workloads:
-        assert refused_by(rack1, obj, ns) == {}, name
-        assert refused_by(rack1, pod_of(obj), ns) == {}, name
+        assert refused_by(rack, obj, ns) == {}, name
+        assert refused_by(rack, pod_of(obj), ns) == {}, name
 
 
 def _workload(run, name: str) -> dict:
@@ -210,17 +212,17 @@ INVALID_BEFORE_ADMISSION = {"a hostPath that climbs out of an allowed one": "mus
 
 
 @pytest.mark.parametrize("what", sorted(BAD))
-def test_a_bad_pod_is_refused_by_the_right_policy(rack1, what):
+def test_a_bad_pod_is_refused_by_the_right_policy(rack, what):
     namespace, breaks, policy = BAD[what]
-    pod = _pod(rack1)
+    pod = _pod(rack)
     pod["metadata"]["namespace"] = namespace
     breaks(pod)
-    assert list(refused_by(rack1, pod, namespace)) == [policy]
+    assert list(refused_by(rack, pod, namespace)) == [policy]
 
 
 @pytest.mark.parametrize("kind", sorted(WORKLOAD_KINDS))
-def test_a_workload_with_a_bad_template_is_refused_when_applied_with_the_pods_message(rack1, kind):
-    deployment = _workload(rack1, "metadata")
+def test_a_workload_with_a_bad_template_is_refused_when_applied_with_the_pods_message(rack, kind):
+    deployment = _workload(rack, "metadata")
     template = deployment["spec"]["template"]
     template["spec"]["containers"][0]["image"] = "docker.io/evil/miner:1"
     spec = {"jobTemplate": {"spec": {"template": template}}, "schedule": "* * * * *"} if kind == "CronJob" else {
@@ -228,31 +230,31 @@ def test_a_workload_with_a_bad_template_is_refused_when_applied_with_the_pods_me
     obj = {"apiVersion": WORKLOAD_KINDS[kind], "kind": kind, "metadata": {"name": "x", "namespace": "metadata"},
            "spec": spec}
     pod = pod_of(obj)
-    assert refused_by(rack1, obj, "metadata") == refused_by(rack1, pod, "metadata") != {}
+    assert refused_by(rack, obj, "metadata") == refused_by(rack, pod, "metadata") != {}
 
 
-def test_what_a_namespace_may_do_is_what_its_own_stack_pods_do(rack1):
-    swarming = _pod(rack1, "swarming")  # privileged, root, /var/swarming, /dev/bus
-    assert refused_by(rack1, swarming, "swarming") == {}
-    assert set(refused_by(rack1, swarming, "metadata")) == {"skolo-host-paths", "skolo-pod-privileges"}
-    exporter = _pod(rack1, "node-exporter")  # host network, / /proc /sys
-    assert refused_by(rack1, exporter, "monitoring") == {}
+def test_what_a_namespace_may_do_is_what_its_own_stack_pods_do(rack):
+    swarming = _pod(rack, "swarming")  # privileged, root, /var/swarming, /dev/bus
+    assert refused_by(rack, swarming, "swarming") == {}
+    assert set(refused_by(rack, swarming, "metadata")) == {"skolo-host-paths", "skolo-pod-privileges"}
+    exporter = _pod(rack, "node-exporter")  # host network, / /proc /sys
+    assert refused_by(rack, exporter, "monitoring") == {}
     for port in _c(exporter)["ports"]:  # as the API server defaults a host-network pod's ports
         port["hostPort"] = port["containerPort"]
-    assert refused_by(rack1, exporter, "monitoring") == {}
-    assert set(refused_by(rack1, exporter, "alerting")) == {"skolo-host-paths", "skolo-pod-privileges"}
+    assert refused_by(rack, exporter, "monitoring") == {}
+    assert set(refused_by(rack, exporter, "alerting")) == {"skolo-host-paths", "skolo-pod-privileges"}
 
 
-def test_refusals_say_what_is_allowed_and_which_key_widens_it(rack1):
-    pod = _pod(rack1)
+def test_refusals_say_what_is_allowed_and_which_key_widens_it(rack):
+    pod = _pod(rack)
     _c(pod)["image"] = "docker.io/evil/miner:1"
-    (message,) = refused_by(rack1, pod, "metadata")["skolo-image-registries"]
+    (message,) = refused_by(rack, pod, "metadata")["skolo-image-registries"]
     assert message.startswith("images must come from one of: gcr.io/skia-public/ (skolo:guardrails.allowedRegistries), "
                               "or be exactly one of the upstream images the stack pins: erichough/nfs-server:2.2.1@sha256:")
     assert "prom/prometheus:v2.55.1@sha256:2659f4c2" in message
     _c(pod)["image"] = "gcr.io/skia-public/metadata:x"
     _c(pod)["securityContext"]["capabilities"] = {"add": ["SYS_ADMIN"]}
-    assert refused_by(rack1, pod, "metadata")["skolo-pod-privileges"] == [
+    assert refused_by(rack, pod, "metadata")["skolo-pod-privileges"] == [
         "capabilities may be added only as the stack's own pods in the namespace add them "
         "(skolo:guardrails.namespaces.<namespace>.capabilities)"]
 
@@ -304,23 +306,23 @@ MESSAGES = {
 
 
 @pytest.mark.parametrize("what", sorted(MESSAGES))
-def test_each_refusal_reads_exactly_so(rack1, what):
+def test_each_refusal_reads_exactly_so(rack, what):
     namespace, breaks, policy = BAD[what]
-    pod = _pod(rack1)
+    pod = _pod(rack)
     breaks(pod)
-    assert refused_by(rack1, pod, namespace) == {policy: [MESSAGES[what]]}
+    assert refused_by(rack, pod, namespace) == {policy: [MESSAGES[what]]}
 
 
-def test_the_policies_are_the_guardrails_components_children_on_the_racks_provider(rack1):
+def test_the_policies_are_the_guardrails_components_children_on_the_racks_provider(rack):
     from rackctl import program
 
-    (component,) = rack1.of_type("skolo:policy:Guardrails")
+    (component,) = rack.of_type("skolo:policy:Guardrails")
     assert (component.name, component.custom) == ("guardrails", False)
-    assert rack1.component_outputs[component.urn] == {
+    assert rack.component_outputs[component.urn] == {
         "policies": ["skolo-host-paths", "skolo-image-registries", "skolo-pod-privileges"]}
-    provider = rack1.named("rack1-k8s")
+    provider = rack.named("rack2-k8s")
     for name in ("skolo-host-paths", "skolo-image-registries", "skolo-pod-privileges"):
-        policy, binding = rack1.named(f"vap-{name}"), rack1.named(f"vapb-{name}")
+        policy, binding = rack.named(f"vap-{name}"), rack.named(f"vapb-{name}")
         assert (policy.type, binding.type) == (VAP, BINDING)
         for r in (policy, binding):
             assert r.parent == component.urn
@@ -328,7 +330,7 @@ def test_the_policies_are_the_guardrails_components_children_on_the_racks_provid
             assert r.inputs["metadata"] == {"name": name, "labels": {"app.kubernetes.io/part-of": "skolo"}}
         assert binding.inputs["spec"]["policyName"] == name
         assert binding.dependencies == (policy.urn,)  # a binding to a policy not yet there denies nothing
-    assert isinstance(rack1, program.Run)
+    assert isinstance(rack, program.Run)
 
 
 def _args(**options):
