@@ -389,3 +389,19 @@ def test_a_host_path_prefix_holds_below_it_in_its_namespace_only(run_stack):
         pod["spec"]["volumes"].append({"name": "v", "hostPath": {"path": path}})
         for ns in ("debug", "alerting"):
             assert (refused_by(run, pod, ns) == {}) == (ns in namespaces_allowed), (path, ns)
+
+
+def test_the_image_refusal_lists_every_registry_and_every_pinned_image(run_stack):
+    run = run_stack("rack2", overrides={"guardrails": {"allowedRegistries": ["gcr.io/skia-public/",
+                                                                             "docker.io/library/"]}})
+    pod = _pod(run)
+    _c(pod)["image"] = "quay.io/x/y:1"
+    pinned = ["erichough/nfs-server:2.2.1@sha256:1efd4ece380c5ba27479417585224ef857006daa46ab84560a28c1224bc71e9e",
+              "gcr.io/google.com/cloudsdktool/google-cloud-cli:499.0.0-slim",
+              "prom/node-exporter:v1.8.2@sha256:4032c6d5bfd752342c3e631c2f1de93ba6b86c41db6b167b9a35372c139e7706",
+              "prom/prometheus:v2.55.1@sha256:2659f4c2ebb718e7695cb9b25ffa7d6be64db013daba13e05c875451cf51b0d3",
+              "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.13.0@sha256:"
+              "639a1e2da549210adddc0391ff91e270e83f7873014aec53258462812f741e6f"]
+    assert refused_by(run, pod, "metadata") == {"skolo-image-registries": [
+        "images must come from one of: docker.io/library/, gcr.io/skia-public/ (skolo:guardrails.allowedRegistries), "
+        f"or be exactly one of the upstream images the stack pins: {', '.join(pinned)}"]}
