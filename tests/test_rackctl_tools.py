@@ -364,3 +364,18 @@ def test_hostkeys_pins_no_rsa_key_and_says_why(stack_dir, monkeypatch):
                         "router (192.168.1.1), mpower (powerCycle) rack2-mpower (192.168.1.20); give each an ed25519 "
                         "key (ssh-keygen -A on the host), then run again")
     assert stack.read_text() == before
+
+
+def test_check_warns_only_of_the_secrets_the_stack_file_does_not_hold_encrypted(stack_dir):
+    stack = stack_dir / "Pulumi.rack2.yaml"
+    secure = "    secure: v1:AAAAbm90IHJlYWxseQ==\n"
+    stack.write_text(stack.read_text().replace(
+        "config:\n", f"config:\n  skolo:k3sToken:\n{secure}  skolo:sshPrivateKey:\n{secure}"
+                     f"  kubernetes:adbKey:\n{secure}", 1))  # another namespace's key is not ours
+    result = rackctl("--config-dir", str(stack_dir), "check", "--stacks", "rack2")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines()[1] == (
+        "  warning: secrets not set in Pulumi.rack2.yaml: skolo:metadataServiceAccountKey, "
+        "skolo:alertToPubsubServiceAccountKey, skolo:routerBackupServiceAccountKey, skolo:routerBackupSshKey, "
+        "skolo:powerCycleSshKey, skolo:powerCycleServiceAccountKey, skolo:swarmingServiceAccountKey, skolo:adbKey, "
+        "skolo:adbPublicKey; set each with: pulumi config set --secret KEY -s rack2")
