@@ -25,8 +25,9 @@ class CheckError(Exception):
 
 
 def missing_secrets(stack: str, config_dir: Path, parsed: settings.Settings) -> list[str]:
-    present = {k.split(":", 1)[1] for k, v in stackfiles.read_stack_file(stackfiles.stack_path(config_dir, stack)).items()
-               if k.startswith(f"{settings.NAMESPACE}:") and isinstance(v, dict) and "secure" in v}
+    ours = f"{settings.NAMESPACE}:"
+    present = {k.removeprefix(ours) for k, v in stackfiles.read_stack_file(stackfiles.stack_path(config_dir, stack)).items()
+               if k.startswith(ours) and isinstance(v, dict) and "secure" in v}
     return [s.key for s in settings.SECRETS if s.needed(parsed) and s.key not in present]
 
 
