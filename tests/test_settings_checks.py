@@ -261,3 +261,40 @@ def test_ports_are_a_map_or_a_shelf(ports, shown):
         raw["services"]["powerCycle"]["mpower"][0]["ports"] = ports
     assert parse_rack2(wire) == [f"skolo:services.powerCycle.mpower[0].ports: expected bot name -> port, or "
                                  f"{{shelf, count, firstPort}}, got {shown}"]
+
+
+# --- settings.load: what the program reads from the Pulumi runtime --------------------------------
+
+def _program_problems(overrides=None, plain=()) -> ConfigError:
+    """Run the program for rack2 (mock runtime) with `overrides`, and the secrets in `plain` set
+    without --secret; the ConfigError it stops with."""
+    from rackctl import program, stackfiles
+    from tests.conftest import ROOT
+
+    config = stackfiles.stack_config("rack2", ROOT, PLANTED, overrides)
+    with pytest.raises(ConfigError) as e:
+        program.run_program("rack2", dict(config.values), [k for k in config.secret_keys if k not in plain])
+    return e.value
+
+
+def test_the_program_reports_a_misspelt_key_and_a_plain_text_secret_before_any_resource():
+    import pulumi
+
+    error = _program_problems({"k3sversion": "v1.31.6+k3s1"}, plain=("skolo:adbKey",))
+    assert isinstance(error, pulumi.RunError) and error.stack == "rack2"
+    assert error.problems == [
+        "skolo:k3sversion: unknown key (did you mean skolo:k3sVersion?)",
+        "skolo:adbKey: is stored in plain text in the stack file; remove it and set it with: pulumi config set "
+        "--secret skolo:adbKey (README: taking a rack live)"]
+    assert str(error).startswith("stack 'rack2' has 2 config problems; nothing was changed on any host:\n")
+
+
+def test_the_program_reads_the_keys_the_cli_hands_over_in_its_environment_too(monkeypatch):
+    monkeypatch.setenv("PULUMI_CONFIG", '{"skolo:zzqq": "1"}')
+    assert _program_problems().problems == ["skolo:zzqq: unknown key"]
+
+
+def test_an_object_the_cli_hands_over_as_json_is_read_as_one():
+    # stack_config hands objects over as JSON text, as the CLI does; a bad field inside is found
+    error = _program_problems({"upgrade": {"maxUnavailable": 0}})
+    assert error.problems == ["skolo:upgrade.maxUnavailable: expected a whole number from 1 to 50, got 0"]
