@@ -174,8 +174,21 @@ def pytest_runtest_setup(item):
         _mutmut_state()._stats.update(_RAN_AT_IMPORT)
 
 
+def _fastest_first_under_a_mutant(items) -> None:
+    """Under a mutant, mutmut runs the tests that reach it until one fails, in no particular order:
+    the quickest first (by its coverage pass's timings) finds a kill sooner. Order only; every test
+    still runs for a mutant that survives."""
+    if os.environ.get("MUTANT_UNDER_TEST", "") in ("", "stats", "fail"):
+        return
+    stats = Path("mutmut-stats.json")
+    if stats.is_file():
+        seconds = json.loads(stats.read_text()).get("duration_by_test", {})
+        items.sort(key=lambda item: seconds.get(item.nodeid, 0.0))
+
+
 def pytest_collection_modifyitems(config, items):
     """The control plane's tests live in tests/test_cluster_*.py: the scheduler below keeps them on one worker."""
+    _fastest_first_under_a_mutant(items)
     for item in items:
         if item.get_closest_marker("cluster") and not item.nodeid.startswith(CLUSTER_MODULES):
             raise pytest.UsageError(f"{item.nodeid} is marked cluster but not in {CLUSTER_MODULES}*.py")
