@@ -98,12 +98,9 @@ def allowances(args: GuardrailsArgs) -> dict[str, dict]:
         return out.setdefault(ns, {"host_paths": set(), "host_path_prefixes": set(), "privileged": False,
                                    "host_network": False, "root": False, "capabilities": set()})
 
-    for ns, needs in args.footprint.namespaces.items():
-        e = entry(ns)
-        e["host_paths"] |= needs.host_paths
-        e["privileged"] |= needs.privileged
-        e["host_network"] |= needs.host_network
-        e["root"] |= needs.root
+    for ns, needs in args.footprint.namespaces.items():  # first: each namespace's entry starts from its pods
+        entry(ns).update(host_paths=set(needs.host_paths), privileged=needs.privileged,
+                         host_network=needs.host_network, root=needs.root)
     for flag, namespaces in (("privileged", args.privileged_namespaces), ("host_network", args.host_network_namespaces),
                              ("root", args.root_namespaces)):
         for ns in namespaces:

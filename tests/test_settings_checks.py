@@ -298,3 +298,45 @@ def test_an_object_the_cli_hands_over_as_json_is_read_as_one():
     # stack_config hands objects over as JSON text, as the CLI does; a bad field inside is found
     error = _program_problems({"upgrade": {"maxUnavailable": 0}})
     assert error.problems == ["skolo:upgrade.maxUnavailable: expected a whole number from 1 to 50, got 0"]
+
+
+def test_a_power_cycle_switch_outside_the_rack_lan_is_named_by_its_own_key():
+    def stray(raw):
+        raw["services"]["powerCycle"]["edgeswitch"] = [{**SWITCH, "address": "10.9.9.9"}]
+    assert parse_rack2(stray) == [
+        "skolo:services.powerCycle.edgeswitch[0].address: 10.9.9.9 is outside the rack LAN 192.168.1.0/24 "
+        "(skolo:jumphost.lanCidr); the rack reaches only its own devices, with their keys and passwords"]
+
+
+@pytest.mark.parametrize("destination, problem", [
+    ("gs://skia-backups/rack2", None), ("/var/backups/skolo-k3s", None), ("/etc", "is a system directory"),
+    ("/etc/skolo", "is a system directory"), ("/etcetera", None), ("/var", "is a system directory"),
+    ("/var/x", None), ("/opt/prod/root", "is inside the NFS export"), ("/opt/prod/root/b", "is inside the NFS export"),
+    ("/opt/prod/rootb", None),
+])
+def test_where_the_datastore_backups_may_go(destination, problem):
+    raw = stack_raw("rack2")
+    raw["services"].setdefault("nfs", {})["exportPath"] = "/opt/prod/root"
+    raw["services"].setdefault("datastoreBackup", {})["destination"] = destination
+    if problem is None:
+        settings.parse("rack2", raw, PLANTED)
+    else:
+        with pytest.raises(ConfigError) as e:
+            settings.parse("rack2", raw, PLANTED)
+        [line] = e.value.problems
+        assert line.startswith(f"skolo:services.datastoreBackup.destination: {destination} {problem}")
+
+
+@pytest.mark.parametrize("key", ["sshPrivateKey", "k3sToken", "adbKey"])
+def test_a_secret_reaches_the_resources_that_use_it_and_only_as_a_secret(run_stack, key):
+    import json
+
+    from tests.conftest import NEEDLES
+
+    value = NEEDLES[key]  # inside the planted value, free of what JSON escapes
+    holders = [(r.name, name) for r in run_stack("rack2").resources for name, v in r.inputs.items()
+               if value in json.dumps(v)]
+    assert holders, f"{key} reaches no resource"
+    run = run_stack("rack2")
+    for name, field in holders:
+        assert field in next(r for r in run.resources if r.name == name).secret_inputs, (name, field)

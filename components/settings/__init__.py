@@ -62,8 +62,9 @@ def load() -> Settings:
     from pulumi.runtime import config as runtime
 
     # Every `skolo:` key the stack sets, so that a misspelt key is reported, not ignored.
-    present = {k.split(":", 1)[1] for k in set(runtime.CONFIG.get()) | set(runtime.get_config_env())
-               if k.startswith(f"{NAMESPACE}:")}
+    ours = f"{NAMESPACE}:"
+    present = {k.removeprefix(ours) for k in set(runtime.CONFIG.get()) | set(runtime.get_config_env())
+               if k.startswith(ours)}
     raw = {k: decode(runtime.get_config(f"{NAMESPACE}:{k}")) for k in present | set(PLAIN_KEYS)
            if k not in SECRET_KEYS and runtime.get_config(f"{NAMESPACE}:{k}") is not None}
     secrets = {k: runtime.get_config(f"{NAMESPACE}:{k}") for k in SECRET_KEYS}

@@ -15,7 +15,8 @@ SENSITIVE = ("/etc", "/root", "/boot", "/dev", "/proc", "/sys", "/run", "/var/li
 
 
 def _inside(path: str, tree: str) -> bool:
-    return path == tree or path.startswith(tree.rstrip("/") + "/")
+    """`tree` is a clean absolute path other than / (AbsPath strips a trailing /; / is SYSTEM)."""
+    return path == tree or path.startswith(tree + "/")
 
 
 def _system(path: str) -> bool:
@@ -31,7 +32,7 @@ def path_problems(services: Services) -> list[tuple[tuple, str]]:
     if _system(export):
         problems.append((("nfs", "exportPath"), f"{export} is a system directory; export the Pis' root image "
                                                  f"directory (like /opt/prod/root), never the jumphost's own files"))
-    if not destination.startswith("gs://") and _system(destination):
+    if _system(destination):  # (a gs:// URL is never one)
         problems.append((("datastoreBackup", "destination"), f"{destination} is a system directory; use a directory "
                                                              f"of its own like /var/backups/skolo-k3s"))
     elif not _system(export) and _inside(destination, export):
