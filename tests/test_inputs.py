@@ -203,3 +203,24 @@ def services(**changes) -> dict:
 ], ids=["empty-rpis", "bool-flag", "duration-flag", "gcp-project", "bucket", "gs-bucket", "cron-range", "LATEST"])
 def test_values_are_checked_for_meaning(change, message):
     assert problems_of(change) == [message]
+
+
+def test_the_size_and_depth_limits_are_exact(tmp_path):
+    from rackctl import stackfiles
+
+    path = tmp_path / "Pulumi.rack3.yaml"
+    head = b"config:\n  skolo:k3sVersion: v1.31.6+k3s1\n#"
+    path.write_bytes(head + b"x" * (stackfiles.MAX_BYTES - len(head)))
+    assert len(stackfiles.read_text(path)) == stackfiles.MAX_BYTES
+    path.write_bytes(head + b"x" * (stackfiles.MAX_BYTES + 1 - len(head)))
+    with pytest.raises(stackfiles.StackFileError, match="^Pulumi.rack3.yaml is over 1024 KiB; a stack file is a few"):
+        stackfiles.read_text(path)
+    # The document's mapping and config's are two levels; the lists make the rest.
+    deep = "config:\n  skolo:x: " + "[" * (stackfiles.MAX_DEPTH - 2) + "]" * (stackfiles.MAX_DEPTH - 2) + "\n"
+    assert stackfiles._shape_problem(path, deep) is None
+    deeper = "config:\n  skolo:x: " + "[" * (stackfiles.MAX_DEPTH - 1) + "]" * (stackfiles.MAX_DEPTH - 1) + "\n"
+    assert stackfiles._shape_problem(path, deeper) == "Pulumi.rack3.yaml line 2: nested over 32 levels deep"
+    directory = tmp_path / "Pulumi.rack4.yaml"
+    directory.mkdir()
+    with pytest.raises(stackfiles.StackFileError, match="^Pulumi.rack4.yaml is a directory, not a stack file$"):
+        stackfiles.read_text(directory)
