@@ -340,3 +340,69 @@ def test_a_secret_reaches_the_resources_that_use_it_and_only_as_a_secret(run_sta
     run = run_stack("rack2")
     for name, field in holders:
         assert field in next(r for r in run.resources if r.name == name).secret_inputs, (name, field)
+
+
+def _rack2_problems(mutate, secrets=None) -> list[str]:
+    raw = stack_raw("rack2")
+    raw["services"]["powerCycle"]["enabled"] = False  # its ports name the Pis by name
+    mutate(raw)
+    try:
+        settings.parse("rack2", raw, PLANTED if secrets is None else secrets)
+    except ConfigError as e:
+        return list(e.problems)
+    return []
+
+
+def test_a_pi_gets_one_line_per_key_however_many_rules_it_breaks():
+    def overlapping_shelves_off_the_lan(raw):
+        raw["rpis"] = [{"shelf": "s1", "count": 2, "firstAddress": "10.0.0.1"},
+                       {"shelf": "s2", "count": 2, "firstAddress": "10.0.0.1"}]
+    assert _rack2_problems(overlapping_shelves_off_the_lan) == [
+        "skolo:rpis[1].firstAddress (s2-001): address '10.0.0.1' is already used by skolo:rpis[0].firstAddress "
+        "(s1-001); every Pi needs its own address",
+        "skolo:rpis[0].firstAddress (s1-001): 10.0.0.1 is outside the rack LAN 192.168.1.0/24 (skolo:jumphost.lanCidr)"]
+    long = "a" * 30 + "." + "b" * 33  # 64: each label is short enough, the hostname is not
+
+    def same_long_name(raw):
+        raw["rpis"][0]["name"] = raw["rpis"][1]["name"] = long
+    assert _rack2_problems(same_long_name) == [
+        f"skolo:rpis[1].name: name '{long}' is already used by skolo:rpis[0].name; every Pi needs its own name",
+        f"skolo:rpis[0].name: '{long}' has 64 characters; a node name is also the Pi's hostname, which may have at "
+        f"most 63"]
+    assert _rack2_problems(lambda raw: raw["rpis"][0].update(name=long[:-1])) == []  # 63 is a hostname
+
+
+@pytest.mark.parametrize("value, fine", [
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbg==\n-----END OPENSSH PRIVATE KEY-----\n", True),
+    ("garbage\n-----END PRIVATE KEY-----", False),
+    ("-----BEGIN CERTIFICATE-----\nMII=\n-----END CERTIFICATE-----", False),
+    ("-----BEGIN PRIVATE KEY-----\nMII=\n", False),
+])
+def test_the_ssh_key_must_be_a_whole_private_key(value, fine):
+    problems = _rack2_problems(lambda raw: None, {**PLANTED, "sshPrivateKey": value})
+    assert problems == ([] if fine else [
+        "skolo:sshPrivateKey: expected an unencrypted private key in PEM/OpenSSH form ('-----BEGIN ... PRIVATE "
+        "KEY-----') (value not shown); set it with: pulumi config set --secret skolo:sshPrivateKey (README: taking a "
+        "rack live)"])
+
+
+def test_a_service_account_key_that_is_not_json_is_refused_not_shown():
+    assert _rack2_problems(lambda raw: None, {**PLANTED, "metadataServiceAccountKey": "not json {"}) == [
+        "skolo:metadataServiceAccountKey: expected a service-account JSON key ({\"type\": \"service_account\", ...}) "
+        "(value not shown); set it with: pulumi config set --secret skolo:metadataServiceAccountKey (README: taking a "
+        "rack live)"]
+
+
+def test_an_empty_secret_is_a_missing_one():
+    assert _rack2_problems(lambda raw: None, {**PLANTED, "sshPrivateKey": ""}) == [
+        "skolo:sshPrivateKey: missing; set it with: pulumi config set --secret skolo:sshPrivateKey (README: taking a "
+        "rack live)"]
+
+
+def test_with_the_config_broken_only_the_secrets_every_rack_needs_are_asked_for():
+    """Which services are on is unknown when the config does not parse: the secrets of a service
+    are not asked for then, the rack's own are."""
+    without = {k: v for k, v in PLANTED.items() if k not in ("k3sToken", "adbKey")}
+    assert _rack2_problems(lambda raw: raw["jumphost"].update(port=0), without) == [
+        "skolo:jumphost.port: expected a TCP port from 1 to 65535, got 0",
+        "skolo:k3sToken: missing; set it with: pulumi config set --secret skolo:k3sToken (README: taking a rack live)"]

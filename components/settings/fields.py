@@ -94,8 +94,8 @@ def _abs_path(v: str):
 
 
 def _floating(image: str) -> bool:
-    """:latest in any case is a tag that moves, unless a digest pins it."""
-    return "@" not in image and image.rsplit("/", 1)[-1].lower().endswith(":latest")
+    """:latest in any case is a tag that moves. (With a digest the reference ends in the digest.)"""
+    return image.lower().endswith(":latest")
 
 
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
