@@ -65,10 +65,10 @@ def load() -> Settings:
     ours = f"{NAMESPACE}:"
     present = {k.removeprefix(ours) for k in set(runtime.CONFIG.get()) | set(runtime.get_config_env())
                if k.startswith(ours)}
-    raw = {k: decode(runtime.get_config(f"{NAMESPACE}:{k}")) for k in present | set(PLAIN_KEYS)
-           if k not in SECRET_KEYS and runtime.get_config(f"{NAMESPACE}:{k}") is not None}
-    secrets = {k: runtime.get_config(f"{NAMESPACE}:{k}") for k in SECRET_KEYS}
-    plaintext = {k for k, v in secrets.items() if v is not None and not runtime.is_config_secret(f"{NAMESPACE}:{k}")}
+    values = {k: runtime.get_config(ours + k) for k in present | set(PLAIN_KEYS) if k not in SECRET_KEYS}
+    raw = {k: decode(v) for k, v in values.items() if v is not None}
+    secrets = {k: runtime.get_config(ours + k) for k in SECRET_KEYS}
+    plaintext = {k for k, v in secrets.items() if v is not None and not runtime.is_config_secret(ours + k)}
     try:
         return parse(pulumi.get_stack(), raw, secrets, frozenset(plaintext))
     except ConfigError as e:
