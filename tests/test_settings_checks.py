@@ -60,12 +60,16 @@ def test_a_value_is_shown_whole_up_to_80_characters_then_cut():
     assert show(7) == "7" and show([1, "x"]) == '[1, "x"]' and show(None) == "null"
 
 
-def parse_rack2(mutate) -> list[str]:
+def parse_rack2(mutate, secrets=None) -> list[str]:
+    """The problems rack2's config has once `mutate` has changed it ([] when it parses), with the
+    planted secrets or `secrets`."""
     raw = stack_raw("rack2")
     mutate(raw)
-    with pytest.raises(ConfigError) as e:
-        settings.parse("rack2", raw, PLANTED)
-    return list(e.value.problems)
+    try:
+        settings.parse("rack2", raw, PLANTED if secrets is None else secrets)
+    except ConfigError as e:
+        return list(e.problems)
+    return []
 
 
 @pytest.mark.parametrize("mutate, expected", [
@@ -246,13 +250,11 @@ SWITCH = {"name": "sw", "address": "192.168.1.21", "user": "ubnt", "ports": {"sk
 
 
 def test_an_edgeswitch_in_power_cycle_alone_needs_its_password():
-    raw = stack_raw("rack2")  # its routerBackup has only an EdgeRouter
-    raw["services"]["powerCycle"]["edgeswitch"] = [SWITCH]
     without = {k: v for k, v in PLANTED.items() if k != "powerCyclePassword"}
-    with pytest.raises(ConfigError) as e:
-        settings.parse("rack2", raw, without)
-    assert e.value.problems == ["skolo:powerCyclePassword: missing; set it with: pulumi config set --secret "
-                                "skolo:powerCyclePassword (README: taking a rack live)"]
+    # rack2's routerBackup has only an EdgeRouter
+    assert parse_rack2(lambda raw: raw["services"]["powerCycle"].update(edgeswitch=[SWITCH]), without) == [
+        "skolo:powerCyclePassword: missing; set it with: pulumi config set --secret skolo:powerCyclePassword "
+        "(README: taking a rack live)"]
 
 
 @pytest.mark.parametrize("ports, shown", [(["a"], '["a"]'), ({}, "{}"), ("1-4", "'1-4'")])
@@ -315,15 +317,14 @@ def test_a_power_cycle_switch_outside_the_rack_lan_is_named_by_its_own_key():
     ("/opt/prod/rootb", None),
 ])
 def test_where_the_datastore_backups_may_go(destination, problem):
-    raw = stack_raw("rack2")
-    raw["services"].setdefault("nfs", {})["exportPath"] = "/opt/prod/root"
-    raw["services"].setdefault("datastoreBackup", {})["destination"] = destination
+    def place(raw):
+        raw["services"].setdefault("nfs", {})["exportPath"] = "/opt/prod/root"
+        raw["services"].setdefault("datastoreBackup", {})["destination"] = destination
+    problems = parse_rack2(place)
     if problem is None:
-        settings.parse("rack2", raw, PLANTED)
+        assert problems == []
     else:
-        with pytest.raises(ConfigError) as e:
-            settings.parse("rack2", raw, PLANTED)
-        [line] = e.value.problems
+        [line] = problems
         assert line.startswith(f"skolo:services.datastoreBackup.destination: {destination} {problem}")
 
 
@@ -334,42 +335,35 @@ def test_a_secret_reaches_the_resources_that_use_it_and_only_as_a_secret(run_sta
     from tests.conftest import NEEDLES
 
     value = NEEDLES[key]  # inside the planted value, free of what JSON escapes
-    holders = [(r.name, name) for r in run_stack("rack2").resources for name, v in r.inputs.items()
-               if value in json.dumps(v)]
-    assert holders, f"{key} reaches no resource"
     run = run_stack("rack2")
+    holders = [(r.name, name) for r in run.resources for name, v in r.inputs.items() if value in json.dumps(v)]
+    assert holders, f"{key} reaches no resource"
     for name, field in holders:
-        assert field in next(r for r in run.resources if r.name == name).secret_inputs, (name, field)
-
-
-def _rack2_problems(mutate, secrets=None) -> list[str]:
-    raw = stack_raw("rack2")
-    raw["services"]["powerCycle"]["enabled"] = False  # its ports name the Pis by name
-    mutate(raw)
-    try:
-        settings.parse("rack2", raw, PLANTED if secrets is None else secrets)
-    except ConfigError as e:
-        return list(e.problems)
-    return []
+        assert field in run.named(name).secret_inputs, (name, field)
 
 
 def test_a_pi_gets_one_line_per_key_however_many_rules_it_breaks():
+    def no_power_cycle(change):  # its ports name rack2's Pis, which these changes rename
+        return lambda raw: (raw["services"]["powerCycle"].update(enabled=False), change(raw))
+
+    @no_power_cycle
     def overlapping_shelves_off_the_lan(raw):
         raw["rpis"] = [{"shelf": "s1", "count": 2, "firstAddress": "10.0.0.1"},
                        {"shelf": "s2", "count": 2, "firstAddress": "10.0.0.1"}]
-    assert _rack2_problems(overlapping_shelves_off_the_lan) == [
+    assert parse_rack2(overlapping_shelves_off_the_lan) == [
         "skolo:rpis[1].firstAddress (s2-001): address '10.0.0.1' is already used by skolo:rpis[0].firstAddress "
         "(s1-001); every Pi needs its own address",
         "skolo:rpis[0].firstAddress (s1-001): 10.0.0.1 is outside the rack LAN 192.168.1.0/24 (skolo:jumphost.lanCidr)"]
     long = "a" * 30 + "." + "b" * 33  # 64: each label is short enough, the hostname is not
 
+    @no_power_cycle
     def same_long_name(raw):
         raw["rpis"][0]["name"] = raw["rpis"][1]["name"] = long
-    assert _rack2_problems(same_long_name) == [
+    assert parse_rack2(same_long_name) == [
         f"skolo:rpis[1].name: name '{long}' is already used by skolo:rpis[0].name; every Pi needs its own name",
         f"skolo:rpis[0].name: '{long}' has 64 characters; a node name is also the Pi's hostname, which may have at "
         f"most 63"]
-    assert _rack2_problems(lambda raw: raw["rpis"][0].update(name=long[:-1])) == []  # 63 is a hostname
+    assert parse_rack2(no_power_cycle(lambda raw: raw["rpis"][0].update(name=long[:-1]))) == []  # 63 is a hostname
 
 
 @pytest.mark.parametrize("value, fine", [
@@ -379,7 +373,7 @@ def test_a_pi_gets_one_line_per_key_however_many_rules_it_breaks():
     ("-----BEGIN PRIVATE KEY-----\nMII=\n", False),
 ])
 def test_the_ssh_key_must_be_a_whole_private_key(value, fine):
-    problems = _rack2_problems(lambda raw: None, {**PLANTED, "sshPrivateKey": value})
+    problems = parse_rack2(lambda raw: None, {**PLANTED, "sshPrivateKey": value})
     assert problems == ([] if fine else [
         "skolo:sshPrivateKey: expected an unencrypted private key in PEM/OpenSSH form ('-----BEGIN ... PRIVATE "
         "KEY-----') (value not shown); set it with: pulumi config set --secret skolo:sshPrivateKey (README: taking a "
@@ -387,14 +381,14 @@ def test_the_ssh_key_must_be_a_whole_private_key(value, fine):
 
 
 def test_a_service_account_key_that_is_not_json_is_refused_not_shown():
-    assert _rack2_problems(lambda raw: None, {**PLANTED, "metadataServiceAccountKey": "not json {"}) == [
+    assert parse_rack2(lambda raw: None, {**PLANTED, "metadataServiceAccountKey": "not json {"}) == [
         "skolo:metadataServiceAccountKey: expected a service-account JSON key ({\"type\": \"service_account\", ...}) "
         "(value not shown); set it with: pulumi config set --secret skolo:metadataServiceAccountKey (README: taking a "
         "rack live)"]
 
 
 def test_an_empty_secret_is_a_missing_one():
-    assert _rack2_problems(lambda raw: None, {**PLANTED, "sshPrivateKey": ""}) == [
+    assert parse_rack2(lambda raw: None, {**PLANTED, "sshPrivateKey": ""}) == [
         "skolo:sshPrivateKey: missing; set it with: pulumi config set --secret skolo:sshPrivateKey (README: taking a "
         "rack live)"]
 
@@ -403,6 +397,6 @@ def test_with_the_config_broken_only_the_secrets_every_rack_needs_are_asked_for(
     """Which services are on is unknown when the config does not parse: the secrets of a service
     are not asked for then, the rack's own are."""
     without = {k: v for k, v in PLANTED.items() if k not in ("k3sToken", "adbKey")}
-    assert _rack2_problems(lambda raw: raw["jumphost"].update(port=0), without) == [
+    assert parse_rack2(lambda raw: raw["jumphost"].update(port=0), without) == [
         "skolo:jumphost.port: expected a TCP port from 1 to 65535, got 0",
         "skolo:k3sToken: missing; set it with: pulumi config set --secret skolo:k3sToken (README: taking a rack live)"]
